@@ -1,0 +1,87 @@
+# Following the Gradient: the README's commands.
+#
+#   make book         set up, then build the whole book (running every lab) into _build/html/
+#   make test         set up, then run every test: lib unit tests, book-wide checks,
+#                     every lab under nbval, and the book build with warnings as errors
+#   make assignments  student versions of every lab into _build/assignments/ (nbgrader)
+#   make lab          open the labs in JupyterLab
+#
+# Set-up is a stamp: it reruns only when requirements.txt, pyproject.toml or
+# package.json change, so the second run of any target is quick.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+ASSETS := book/_vendor/.installed
+BUILD := _build
+
+# Kernels are separate processes: they find the venv's python (and `lib`,
+# installed editable) through PATH.
+export PATH := $(BIN):$(PATH)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: all setup assets book test test-code test-book assignments lab clean
+
+all: book
+
+# ------------------------------------------------------------------ set-up
+setup: $(STAMP) $(ASSETS)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed, found " + sys.version' 
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# MathJax and the widget runtime, served by the book itself so it reads offline
+# (book/_ext/offline_assets.py). Without npm the pages fall back to CDNs.
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  set -e; \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	  rm -rf book/_vendor && mkdir -p book/_vendor/mathjax/output/chtml/fonts book/_vendor/html-manager; \
+	  cp node_modules/mathjax/es5/tex-mml-chtml.js book/_vendor/mathjax/; \
+	  cp -r node_modules/mathjax/es5/output/chtml/fonts/woff-v2 book/_vendor/mathjax/output/chtml/fonts/; \
+	  cp node_modules/requirejs/require.js book/_vendor/; \
+	  cp node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js \
+	     node_modules/@jupyter-widgets/html-manager/dist/*.woff* book/_vendor/html-manager/; \
+	  touch $@; \
+	else \
+	  echo "npm not found: the book will load MathJax and widgets from CDNs (reading needs network)"; \
+	fi
+
+# ------------------------------------------------------------------ the book
+book: setup
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	@echo "Open $(abspath $(BUILD))/html/index.html in a browser."
+
+# ------------------------------------------------------------------ tests
+# Two processes side by side (one torch thread each, lib/runtime.py): the code
+# tests (unit, book-wide, assignments, then every lab under nbval) and the
+# book build with warnings as errors.
+test: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-code test-book
+	@echo "All tests passed."
+
+test-code: setup
+	$(BIN)/python -m pytest tests/
+	$(BIN)/python -m pytest --nbval-lax notebooks/
+
+test-book: setup
+	$(BIN)/jupyter-book build . --all -W -n --keep-going
+
+# ------------------------------------------------------------------ teaching
+assignments: setup
+	$(BIN)/python -m tools.assignments generate
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(BUILD) book/_vendor node_modules

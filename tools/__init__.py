@@ -1,0 +1,1 @@
+"""Maintainer and instructor tools of the book (not imported by labs)."""
