@@ -104,18 +104,25 @@ def finite_difference(
     grad = torch.empty_like(flat)
     f0 = _scalar(f(x), "finite_difference") if scheme == "forward" else None
     for i in range(flat.numel()):
-        xp = flat.clone()
-        xp[i] += hs[i]
+        xp, xm = _shifted(flat, i, hs[i], scheme)
         fp = _scalar(f(xp.reshape(x.shape)), "finite_difference")
-        if scheme == "forward":
-            # divide by the step actually taken (x_i + h_i may round)
-            grad[i] = (fp - f0) / (xp[i] - flat[i])
-        else:
-            xm = flat.clone()
-            xm[i] -= hs[i]
-            fm = _scalar(f(xm.reshape(x.shape)), "finite_difference")
-            grad[i] = (fp - fm) / (xp[i] - xm[i])
+        fm = f0 if scheme == "forward" else _scalar(f(xm.reshape(x.shape)), "finite_difference")
+        # divide by the step actually taken: x_i + h_i is rounded to the dtype
+        grad[i] = (fp - fm) / (xp[i] - xm[i])
     return grad.reshape(x.shape)
+
+
+def _shifted(flat: torch.Tensor, i: int, h: torch.Tensor, scheme: str):
+    """``x + h e_i`` and ``x - h e_i`` (central) or ``x`` (forward); refuse a step lost to rounding."""
+    xp = flat.clone()
+    xp[i] += h
+    xm = flat.clone()
+    if scheme == "central":
+        xm[i] -= h
+    if xp[i] == xm[i]:
+        raise ValueError(f"step h={float(h):.3g} is lost to rounding at x[{i}]={float(flat[i]):.17g} "
+                         f"in {flat.dtype} (x + h == x); use a larger h")
+    return xp, xm
 
 
 def complex_step(
@@ -180,18 +187,13 @@ def jacobian_fd(
         raise TypeError(f"jacobian_fd: f must return a tensor, got {type(f0).__name__}")
     columns = []
     for i in range(flat.numel()):
-        xp = flat.clone()
-        xp[i] += hs[i]
+        xp, xm = _shifted(flat, i, hs[i], scheme)
         fp = f(xp.reshape(x.shape))
-        if fp.shape != f0.shape:
+        fm = f0 if scheme == "forward" else f(xm.reshape(x.shape))
+        if fp.shape != f0.shape or fm.shape != f0.shape:
             raise ValueError(f"jacobian_fd: f changed its output shape from {tuple(f0.shape)} "
                              f"to {tuple(fp.shape)}")
-        if scheme == "forward":
-            columns.append((fp - f0) / (xp[i] - flat[i]))
-        else:
-            xm = flat.clone()
-            xm[i] -= hs[i]
-            columns.append((fp - f(xm.reshape(x.shape))) / (xp[i] - xm[i]))
+        columns.append((fp - fm) / (xp[i] - xm[i]))
     jac = torch.stack(columns, dim=-1)  # f0.shape + (n,)
     return jac.reshape(*f0.shape, *x.shape)
 

@@ -155,3 +155,10 @@ def test_bad_arguments():
         calculus.gradcheck(lambda x: torch.ones(()), x)
     with pytest.raises(ValueError, match="output shape"):
         calculus.jacobian_fd(lambda x: x[: int(x[0].item() > 1) + 1], x)
+
+
+def test_step_lost_to_rounding_is_refused():
+    with pytest.raises(ValueError, match="lost to rounding"):
+        calculus.finite_difference(lambda x: x.sum(), torch.tensor([1.5]), h=1e-17)
+    with pytest.raises(ValueError, match="lost to rounding"):
+        calculus.jacobian_fd(lambda x: x * 2, torch.tensor([1.5]), h=1e-17, scheme="forward")
