@@ -1,0 +1,569 @@
+"""Reverse-mode automatic differentiation from scratch: a scalar and a tensor engine.
+
+Chapter 2 (``book/02_reverse_mode.md``, lab ``notebooks/02_reverse_mode.ipynb``).
+
+* :class:`Value`: a float that records the operations applied to it; ``out.backward()``
+  applies the chain rule in reverse topological order, leaving ``d out / d node``
+  in every ``node.grad``.
+* :class:`Tensor`: the same on NumPy arrays, with broadcasting (:func:`_unbroadcast`),
+  ``@``, reductions, indexing, :func:`log_softmax` and a fused :func:`cross_entropy`.
+* :class:`MLP` and :func:`sgd_step`: a small ReLU network and gradient descent.
+
+Each operation computes its output and, right beside it, a ``_backward`` closure:
+the vector-Jacobian product taking the output's gradient ``g`` to its inputs'
+gradients (handed ``g``, it holds no reference to its output: no reference cycles).
+Backward costs a small constant times forward, whatever the number of inputs:
+the cheap gradient principle.
+
+References: Elliott (2018), "The simple essence of automatic differentiation";
+Griewank & Walther (2008), "Evaluating Derivatives", ch. 3-4 (reverse mode, the
+cheap gradient principle); Karpathy's micrograd as the model for the interface
+(the code here is written anew).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Value", "Tensor", "cross_entropy", "log_softmax", "MLP", "sgd_step"]
+
+_NUMBER = (int, float, np.integer, np.floating)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, _NUMBER) and not isinstance(x, bool)
+
+
+def _no_backward(g) -> None:
+    """Leaves and constants: nothing to pass on."""
+
+
+def _topological_order(root) -> list:
+    """Nodes reachable from ``root`` via ``_prev``, once each, inputs first (iterative DFS)."""
+    order, seen = [], {root}
+    stack = [(root, iter(root._prev))]
+    while stack:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append((parent, iter(parent._prev)))
+                break
+        else:  # every parent is placed: the node comes after them
+            stack.pop()
+            order.append(node)
+    return order
+
+
+# ---------------------------------------------------------------- scalar engine
+
+
+class Value:
+    """A scalar node of a computation graph: ``data``, ``grad`` and how it was made.
+
+    Python numbers work on either side of ``+ - * /``; also ``** number``, unary
+    minus, :meth:`relu`, :meth:`tanh`, :meth:`exp`, :meth:`log`. Shapes: all
+    Python floats. Chapter 2, section "A scalar engine".
+
+    ``backward()`` gives fresh gradients: it zeroes ``grad`` on every node reachable
+    from the output, then seeds the output with 1. So ``node.grad`` is ``d out / d node``
+    for the last call and calling twice changes nothing (micrograd accumulates: a
+    second call doubles every gradient). To sum over losses, add them, call once.
+    Reference: Griewank & Walther (2008), ch. 3; Karpathy's micrograd (interface).
+    """
+
+    __slots__ = ("data", "grad", "_backward", "_prev", "_op")
+
+    def __init__(self, data: float, _children: tuple = (), _op: str = "",
+                 _backward: Callable[[float], None] = _no_backward):
+        if not _is_number(data):
+            raise TypeError(f"Value data must be a real number, got {type(data).__name__} ({data!r})")
+        self.data, self.grad = float(data), 0.0
+        self._prev, self._op, self._backward = tuple(_children), _op, _backward
+
+    def __repr__(self) -> str:
+        return f"Value(data={self.data!r}, grad={self.grad!r})"
+
+    @staticmethod
+    def _lift(other, op: str) -> Value:
+        if isinstance(other, Value):
+            return other
+        if _is_number(other):
+            return Value(other)
+        raise TypeError(f"Value {op} expects a Value or a real number, got {type(other).__name__} ({other!r})")
+
+    def __add__(self, other) -> Value:
+        other = Value._lift(other, "+")
+        def _backward(g):
+            self.grad += g
+            other.grad += g
+        return Value(self.data + other.data, (self, other), "+", _backward)
+
+    __radd__ = __add__
+
+    def __sub__(self, other) -> Value:
+        other = Value._lift(other, "-")
+        def _backward(g):
+            self.grad += g
+            other.grad -= g
+        return Value(self.data - other.data, (self, other), "-", _backward)
+
+    def __rsub__(self, other) -> Value:
+        return Value._lift(other, "-") - self
+
+    def __mul__(self, other) -> Value:
+        other = Value._lift(other, "*")
+        def _backward(g):
+            self.grad += g * other.data
+            other.grad += g * self.data
+        return Value(self.data * other.data, (self, other), "*", _backward)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other) -> Value:
+        other = Value._lift(other, "/")
+        q = self.data / other.data  # ZeroDivisionError for 0
+        def _backward(g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -q/b
+            self.grad += g / other.data
+            other.grad -= g * q / other.data
+        return Value(q, (self, other), "/", _backward)
+
+    def __rtruediv__(self, other) -> Value:
+        return Value._lift(other, "/") / self
+
+    def __neg__(self) -> Value:
+        def _backward(g):
+            self.grad -= g
+        return Value(-self.data, (self,), "neg", _backward)
+
+    def __pow__(self, p: float) -> Value:
+        if isinstance(p, Value):
+            raise TypeError("Value ** Value is not supported: the exponent must be an int or float, "
+                            "got Value; write (b * a.log()).exp() for a ** b with a > 0")
+        if not _is_number(p):
+            raise TypeError(f"Value ** expects an int or float exponent, got {type(p).__name__} ({p!r})")
+        x = self.data
+        if x < 0 and not float(p).is_integer():
+            raise ValueError(f"Value ** {p}: a negative base ({x}) needs an integer exponent")
+        # d/dx x^p = p x^(p-1); 0 for p = 0; +inf at x = 0 for 0 < p < 1 (as torch)
+        slope = 0.0 if p == 0 else math.inf if x == 0 and p < 1 else p * x ** (p - 1)
+        def _backward(g):
+            self.grad += g * slope
+        return Value(x**p, (self,), f"**{p}", _backward)
+
+    def relu(self) -> Value:
+        """``max(x, 0)``; at 0 the subgradient 0 (as torch). Reference: Nair & Hinton (2010)."""
+        x = self.data
+        def _backward(g):
+            if x > 0:
+                self.grad += g
+        return Value(x if x > 0 else 0.0, (self,), "relu", _backward)
+
+    def tanh(self) -> Value:
+        """``tanh x``, derivative ``1 - tanh(x)^2``. Reference: standard calculus."""
+        t = math.tanh(self.data)
+        def _backward(g):
+            self.grad += g * (1.0 - t * t)
+        return Value(t, (self,), "tanh", _backward)
+
+    def exp(self) -> Value:
+        """``e^x``, its own derivative (OverflowError past x ~ 709). Reference: standard calculus."""
+        e = math.exp(self.data)
+        def _backward(g):
+            self.grad += g * e
+        return Value(e, (self,), "exp", _backward)
+
+    def log(self) -> Value:
+        """``ln x`` for ``x > 0`` (ValueError otherwise), derivative ``1/x``. Reference: calculus."""
+        x = self.data
+        if x <= 0:
+            raise ValueError(f"log needs a positive value, got {x}")
+        def _backward(g):
+            self.grad += g / x
+        return Value(math.log(x), (self,), "log", _backward)
+
+    def backward(self) -> None:
+        """Set ``node.grad = d self / d node`` on every node this one depends on: zero them,
+        seed ``self.grad = 1``, run each ``_backward`` in reverse topological order (a node
+        has its full gradient before passing it on). Reference: Griewank & Walther (2008), sec. 3.2."""
+        order = _topological_order(self)
+        for node in order:
+            node.grad = 0.0
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward(node.grad)
+
+
+# ---------------------------------------------------------------- tensor engine
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes broadcasting added or stretched, giving ``shape``: an input
+    broadcast to ``grad.shape`` was used once per copy, so its gradient sums the copies.
+    ``(3, 4) -> (4,)`` sums axis 0; ``(3, 4) -> (3, 1)`` sums axis 1, keeping it.
+    Reference: NumPy broadcasting; Griewank & Walther (2008), sec. 3.2 (adjoints add up)."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)  # leading axes that broadcasting added
+    if extra < 0 or any(n not in (1, m) for n, m in zip(shape, grad.shape[extra:])):
+        raise ValueError(f"shape {shape} does not broadcast to the gradient's shape {grad.shape}")
+    stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1)
+    return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+
+
+def _node(data, parents: tuple, op: str, backward: Callable[[np.ndarray], None]) -> Tensor:
+    """A result Tensor; it keeps (and back-propagates to) only parents that need gradients."""
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out._op = np.asarray(data), None, op
+    out._prev = tuple(p for p in parents if p.requires_grad)
+    out.requires_grad = bool(out._prev)
+    out._backward = backward if out._prev else _no_backward
+    return out
+
+
+def _accumulate(t: Tensor, g: np.ndarray) -> None:
+    if t.requires_grad:
+        t.grad += _unbroadcast(g, t.data.shape)
+
+
+class Tensor:
+    """A NumPy array in a computation graph, with reverse-mode gradients.
+
+    ``Tensor(data, requires_grad=True)`` wraps ``data`` without copying: arrays keep
+    their dtype, numbers and lists become float64. ``.grad`` (shape of ``.data``) is
+    None until :meth:`backward`, always without ``requires_grad``. Tensors, arrays,
+    numbers mix on either side of ``+ - * / @`` with broadcasting (a number keeps a
+    float tensor's dtype); also ``-x``, ``x ** number``. ``backward`` gives fresh
+    gradients, as for :class:`Value`. Chapter 2, section "From scalars to tensors".
+    Reference: Griewank & Walther (2008), ch. 3; Elliott (2018), sec. 4-5.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_backward", "_prev", "_op")
+    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = True):
+        if _is_number(data) or isinstance(data, (list, tuple)):
+            data = np.asarray(data, dtype=np.float64)  # ValueError for ragged lists or strings
+        if not isinstance(data, (np.ndarray, np.generic)) or data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor data must be a real np.ndarray, a number or a list, got "
+                            f"{type(data).__name__} {getattr(data, 'dtype', '')}".rstrip())
+        if not isinstance(requires_grad, bool):
+            raise TypeError(f"requires_grad must be a bool, got {type(requires_grad).__name__}")
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"requires_grad=True needs a floating dtype, got {data.dtype}; "
+                            "pass requires_grad=False or convert with .astype(np.float64)")
+        self.data, self.grad, self.requires_grad = np.asarray(data), None, requires_grad
+        self._backward, self._prev, self._op = _no_backward, (), ""
+
+    @property
+    def shape(self) -> tuple:
+        """The shape of ``data``. Reference: NumPy ``ndarray.shape``."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions of ``data``. Reference: NumPy ``ndarray.ndim``."""
+        return self.data.ndim
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, threshold=20, separator=", ")
+        return f"Tensor({body}, dtype={self.data.dtype}, requires_grad={self.requires_grad})"
+
+    def _lift(self, other, op: str) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, np.ndarray):
+            return Tensor(other, requires_grad=False)
+        if _is_number(other):  # NumPy treats 0-d arrays as strong types: match our dtype
+            dtype = self.data.dtype if self.data.dtype.kind == "f" else None
+            return Tensor(np.asarray(other, dtype=dtype), requires_grad=False)
+        raise TypeError(f"Tensor {op} expects a Tensor, an np.ndarray or a number, got {type(other).__name__}")
+
+    def __add__(self, other) -> Tensor:
+        a, b = self, self._lift(other, "+")
+        def _backward(g):
+            _accumulate(a, g)
+            _accumulate(b, g)
+        return _node(a.data + b.data, (a, b), "+", _backward)
+
+    __radd__ = __add__
+
+    def __sub__(self, other) -> Tensor:
+        a, b = self, self._lift(other, "-")
+        def _backward(g):
+            _accumulate(a, g)
+            _accumulate(b, -g)
+        return _node(a.data - b.data, (a, b), "-", _backward)
+
+    def __rsub__(self, other) -> Tensor:
+        return self._lift(other, "-") - self
+
+    def __mul__(self, other) -> Tensor:
+        a, b = self, self._lift(other, "*")
+        def _backward(g):
+            if a.requires_grad:
+                _accumulate(a, g * b.data)
+            if b.requires_grad:
+                _accumulate(b, g * a.data)
+        return _node(a.data * b.data, (a, b), "*", _backward)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other) -> Tensor:
+        a, b = self, self._lift(other, "/")
+        q = a.data / b.data
+        def _backward(g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -q/b
+            g_b = g / b.data
+            _accumulate(a, g_b)
+            if b.requires_grad:
+                _accumulate(b, -g_b * q)
+        return _node(q, (a, b), "/", _backward)
+
+    def __rtruediv__(self, other) -> Tensor:
+        return self._lift(other, "/") / self
+
+    def __neg__(self) -> Tensor:
+        def _backward(g):
+            self.grad -= g
+        return _node(-self.data, (self,), "neg", _backward)
+
+    def __pow__(self, p: float) -> Tensor:
+        if isinstance(p, Tensor) or not _is_number(p):
+            raise TypeError(f"Tensor ** expects an int or float exponent, got {type(p).__name__}")
+        p = p.item() if isinstance(p, np.generic) else p  # a Python number keeps our dtype
+        def _backward(g):  # d/dx x^p = p x^(p-1), and 0 for p = 0
+            if p != 0:
+                self.grad += g * (p * self.data ** (p - 1))
+        return _node(self.data**p, (self,), f"**{p}", _backward)
+
+    def __matmul__(self, other) -> Tensor:
+        """``a @ b``: ``(n, k) @ (k, m) -> (n, m)``, 1-D operands are vectors, stacks broadcast
+        (NumPy rules). Gradients ``g b^T`` and ``a^T g``. Reference: Giles (2008), "Collected
+        matrix derivative results for forward and reverse mode algorithmic differentiation"."""
+        a, b = self, self._lift(other, "@")
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul needs operands with at least 1 dimension, got {a.shape} @ {b.shape}")
+        ka, kb = a.shape[-1], b.shape[-2 if b.ndim > 1 else 0]
+        if ka != kb:
+            raise ValueError(f"matmul inner dimensions differ: {a.shape} @ {b.shape} ({ka} != {kb})")
+        def _backward(g):
+            a2 = a.data if a.ndim > 1 else a.data[None, :]  # a vector as a 1-row matrix
+            b2 = b.data if b.ndim > 1 else b.data[:, None]  # ... or as a 1-column matrix
+            g = g if b.ndim > 1 else g[..., None]
+            g = g if a.ndim > 1 else np.expand_dims(g, -2)
+            if a.requires_grad:
+                a.grad += _unbroadcast(np.matmul(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            if b.requires_grad:
+                b.grad += _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g), b2.shape).reshape(b.shape)
+        return _node(np.matmul(a.data, b.data), (a, b), "@", _backward)
+
+    def __rmatmul__(self, other) -> Tensor:
+        return self._lift(other, "@") @ self
+
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Sum over ``axis`` (None: all), e.g. ``(3, 4) -> (4,)`` for axis 0; the gradient is
+        copied back along the summed axes. Reference: Griewank & Walther (2008), sec. 3.2."""
+        kept = np.sum(self.data, axis=axis, keepdims=True)  # NumPy checks `axis`
+        def _backward(g):
+            self.grad += g.reshape(kept.shape)
+        return _node(kept if keepdims else kept.squeeze(axis), (self,), "sum", _backward)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        """Mean over ``axis``, shapes as :meth:`sum`: the sum over the count, so the gradient
+        comes from :meth:`sum` and ``/``. Reference: Elliott (2018), sec. 3 (composition)."""
+        total = self.sum(axis, keepdims)
+        return total / (self.data.size // max(total.data.size, 1))
+
+    def exp(self) -> Tensor:
+        """``e^x`` elementwise (same shape); gradient ``g e^x``. Reference: standard calculus."""
+        e = np.exp(self.data)
+        def _backward(g):
+            self.grad += g * e
+        return _node(e, (self,), "exp", _backward)
+
+    def log(self) -> Tensor:
+        """``ln x`` elementwise, entries > 0 (else ValueError); gradient ``g / x``. Reference: calculus."""
+        if self.data.size and not np.all(self.data > 0):
+            raise ValueError(f"log needs positive entries, got minimum {self.data.min()} in shape {self.shape}")
+        def _backward(g):
+            self.grad += g / self.data
+        return _node(np.log(self.data), (self,), "log", _backward)
+
+    def relu(self) -> Tensor:
+        """``max(x, 0)`` elementwise; subgradient 0 at 0 (as torch). Reference: Nair & Hinton (2010)."""
+        def _backward(g):
+            self.grad += g * (self.data > 0)
+        return _node(np.maximum(self.data, 0), (self,), "relu", _backward)
+
+    def tanh(self) -> Tensor:
+        """``tanh x`` elementwise; gradient ``g (1 - tanh(x)^2)``. Reference: standard calculus."""
+        t = np.tanh(self.data)
+        def _backward(g):
+            self.grad += g * (1 - t * t)
+        return _node(t, (self,), "tanh", _backward)
+
+    def reshape(self, *shape) -> Tensor:
+        """Same entries, new shape: ``t.reshape(2, 3)`` or ``t.reshape((2, -1))``. Reference: NumPy."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        try:
+            data = self.data.reshape(shape)
+        except ValueError:
+            raise ValueError(f"cannot reshape {self.shape} ({self.data.size} entries) into {shape}") from None
+        def _backward(g):
+            self.grad += g.reshape(self.shape)
+        return _node(data, (self,), "reshape", _backward)
+
+    @property
+    def T(self) -> Tensor:
+        """The transpose of a 2-D tensor, ``(n, m) -> (m, n)``. Reference: linear algebra."""
+        if self.ndim != 2:
+            raise ValueError(f".T needs a 2-D tensor, got shape {self.shape}")
+        def _backward(g):
+            self.grad += g.T
+        return _node(self.data.T, (self,), "T", _backward)
+
+    def __getitem__(self, index) -> Tensor:
+        """NumPy indexing (slices, integer arrays, boolean masks), shapes as in NumPy. The
+        gradient is scattered back with ``np.add.at``, so an entry picked twice gets both
+        gradients. Reference: NumPy indexing; Griewank & Walther (2008), sec. 3.2."""
+        try:
+            data = self.data[index]
+        except IndexError as err:
+            raise IndexError(f"index {index!r} does not fit shape {self.shape}: {err}") from None
+        def _backward(g):
+            np.add.at(self.grad, index, g)
+        return _node(data, (self,), "index", _backward)
+
+    def backward(self, grad=None) -> None:
+        """Set ``node.grad`` for every node this depends on. One element: seed 1; otherwise
+        ``grad`` (array of this shape, a cotangent ``u``: inputs get ``J^T u``) is required.
+        Gradients are zeroed first, so calls agree. Reference: Griewank & Walther (2008), 3.2."""
+        if not self.requires_grad:
+            raise ValueError("backward() needs a tensor computed from a requires_grad=True tensor")
+        if grad is None:
+            if self.data.size != 1:
+                raise ValueError(f"backward() on an output of shape {self.shape} needs grad, "
+                                 "an array of that shape")
+            grad = np.ones_like(self.data)
+        grad = np.asarray(grad)
+        if grad.shape != self.shape:
+            raise ValueError(f"grad must have the output's shape {self.shape}, got {grad.shape}")
+        order = _topological_order(self)
+        for node in order:
+            node.grad = np.zeros_like(node.data)
+        self.grad += grad
+        for node in reversed(order):
+            node._backward(node.grad)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """``x - logsumexp(x)`` along ``axis`` (shape of ``x``), stable (max subtracted first);
+    backward ``g - softmax(x) * sum(g, axis)``. Reference: Goodfellow et al. (2016), 6.2.2.3."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"log_softmax expects a Tensor, got {type(x).__name__}")
+    shifted = x.data - x.data.max(axis=axis, keepdims=True)  # NumPy checks `axis`
+    y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    def _backward(g):
+        x.grad += g - np.exp(y) * g.sum(axis=axis, keepdims=True)
+    return _node(y, (x,), "log_softmax", _backward)
+
+
+def cross_entropy(logits: Tensor, targets: np.ndarray) -> Tensor:
+    """Mean over rows of ``-log softmax(z)[i, targets[i]]``: ``z`` ``(n, k)``, integer ``targets``
+    ``(n,)`` in ``[0, k)``, scalar result. ``logsumexp(z) - z[target]`` after subtracting each
+    row's maximum (logits of 1000 do not overflow); fused backward ``(softmax - onehot) / n``.
+    Reference: Goodfellow, Bengio & Courville (2016), "Deep Learning", sec. 6.2.2.3.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2 or 0 in logits.shape:
+        raise ValueError(f"logits must have shape (n, k) with n, k >= 1, got {logits.shape}")
+    n, k = logits.shape
+    if not isinstance(targets, np.ndarray) or targets.dtype.kind not in "iu":
+        raise TypeError(f"targets must be an integer np.ndarray (e.g. y.numpy()), got "
+                        f"{type(targets).__name__} {getattr(targets, 'dtype', '')}".rstrip())
+    if targets.shape != (n,):
+        raise ValueError(f"targets must have shape ({n},) to match logits {logits.shape}, got {targets.shape}")
+    if targets.min() < 0 or targets.max() >= k:
+        raise ValueError(f"targets must lie in [0, {k}), got range [{targets.min()}, {targets.max()}]")
+    shifted = logits.data - logits.data.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = np.mean(np.log(s[:, 0]) - shifted[rows, targets]).astype(logits.data.dtype)
+    def _backward(g):
+        p = e / s  # softmax, a fresh array we may edit in place
+        p[rows, targets] -= 1
+        p *= g / n
+        logits.grad += p
+    return _node(loss, (logits,), "cross_entropy", _backward)
+
+
+# ---------------------------------------------------------------- a small network
+
+
+class MLP:
+    """ReLU network ``sizes[0] -> ... -> sizes[-1]``: ``mlp(x)`` maps ``(n, sizes[0])`` to logits
+    ``(n, sizes[-1])``. Weights ``(fan_in, fan_out)`` ~ ``U(+-sqrt(6/fan_in))`` from
+    ``np.random.default_rng(seed)``, biases 0. Chapter 2 lab.
+    Reference: He, Zhang, Ren & Sun (2015), "Delving Deep into Rectifiers" (the init).
+    """
+
+    def __init__(self, sizes: list[int], seed: int = 0, dtype=np.float32):
+        if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
+            raise ValueError(f"sizes must be a list of at least 2 layer widths, got {sizes!r}")
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in sizes):
+            raise ValueError(f"layer widths must be positive ints, got {sizes!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        rng = np.random.default_rng(seed)
+        self.sizes = [int(n) for n in sizes]
+        self.weights, self.biases = [], []
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+            bound = math.sqrt(6.0 / fan_in)
+            self.weights.append(Tensor(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype)))
+            self.biases.append(Tensor(np.zeros(fan_out, dtype=dtype)))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Logits ``(n, sizes[-1])`` for inputs ``(n, sizes[0])`` (Tensor or array).
+        Reference: Goodfellow et al. (2016), ch. 6."""
+        if isinstance(x, np.ndarray):
+            x = Tensor(x, requires_grad=False)
+        if not isinstance(x, Tensor):
+            raise TypeError(f"MLP input must be a Tensor or np.ndarray, got {type(x).__name__}")
+        if x.ndim < 1 or x.shape[-1] != self.sizes[0]:
+            raise ValueError(f"MLP input must have last dimension {self.sizes[0]}, got shape {x.shape}")
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            x = x @ W + b
+            x = x.relu() if i < len(self.weights) - 1 else x
+        return x
+
+    def parameters(self) -> list[Tensor]:
+        """``[W_1, b_1, W_2, b_2, ...]``, the tensors :func:`sgd_step` updates. Reference: none."""
+        return [t for pair in zip(self.weights, self.biases) for t in pair]
+
+
+def sgd_step(params: list[Tensor], lr: float) -> None:
+    """In place ``p.data -= lr * p.grad`` for every ``p`` (any shapes; call ``backward()`` first).
+    Reference: Robbins & Monro (1951); Goodfellow et al. (2016), sec. 8.3.1."""
+    if not _is_number(lr):
+        raise TypeError(f"lr must be a number, got {type(lr).__name__}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    params = list(params)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"params[{i}] must be a Tensor, got {type(p).__name__}")
+        if p.grad is None:
+            raise ValueError(f"params[{i}] (shape {p.shape}) has no gradient; call backward() first")
+    for p in params:
+        p.data -= lr * p.grad
