@@ -70,8 +70,9 @@ class Value:
 
     ``backward()`` gives fresh gradients: it zeroes ``grad`` on every node reachable
     from the output, then seeds the output with 1. So ``node.grad`` is ``d out / d node``
-    for the last call and calling twice changes nothing (micrograd accumulates: a
-    second call doubles every gradient). To sum over losses, add them, call once.
+    for the last call and calling twice changes nothing (engines that accumulate
+    into ``grad``, micrograd among them, give inflated gradients on a second call).
+    To sum over losses, add them and call once.
     Reference: Griewank & Walther (2008), ch. 3; Karpathy's micrograd (interface).
     """
 

@@ -160,6 +160,17 @@ def test_lab_has_claim_checks(slug):
 
 
 @pytest.mark.parametrize("slug", LABS)
+def test_exercises_form_the_last_section(slug):
+    """Exercises sit in a final '## Exercises' section, so they can be graded on their own."""
+    cells = _notebook(slug)["cells"]
+    heads = [i for i, c in enumerate(cells)
+             if c["cell_type"] == "markdown" and _source(c).lstrip().startswith("## Exercises")]
+    assert len(heads) == 1, f"{slug}: needs exactly one markdown cell starting with '## Exercises'"
+    graded = [i for i, c in enumerate(cells) if c["metadata"].get("nbgrader")]
+    assert graded and min(graded) > heads[0], f"{slug}: nbgrader cells must come after '## Exercises'"
+
+
+@pytest.mark.parametrize("slug", LABS)
 def test_lab_has_three_graded_exercises(slug):
     cells = _notebook(slug)["cells"]
     meta = [c["metadata"].get("nbgrader") for c in cells]
