@@ -95,21 +95,8 @@ def finite_difference(
     Reference: Bright, Edelman & Johnson (2025), finite-difference approximation;
     Nocedal & Wright (2006), section 8.1.
     """
-    x = _check_x(x)
-    if scheme not in _SCHEMES:
-        raise ValueError(f"scheme must be one of {_SCHEMES}, got {scheme!r}")
-    step = default_step(x.dtype, scheme) if h is None else _check_h(h)
-    flat = x.reshape(-1)
-    hs = step * torch.clamp(flat.abs(), min=1.0) if h is None else torch.full_like(flat, step)
-    grad = torch.empty_like(flat)
-    f0 = _scalar(f(x), "finite_difference") if scheme == "forward" else None
-    for i in range(flat.numel()):
-        xp, xm = _shifted(flat, i, hs[i], scheme)
-        fp = _scalar(f(xp.reshape(x.shape)), "finite_difference")
-        fm = f0 if scheme == "forward" else _scalar(f(xm.reshape(x.shape)), "finite_difference")
-        # divide by the step actually taken: x_i + h_i is rounded to the dtype
-        grad[i] = (fp - fm) / (xp[i] - xm[i])
-    return grad.reshape(x.shape)
+    # the gradient of a scalar function is its Jacobian, of shape () + x.shape
+    return jacobian_fd(lambda z: _scalar(f(z), "finite_difference"), x, h=h, scheme=scheme)
 
 
 def _shifted(flat: torch.Tensor, i: int, h: torch.Tensor, scheme: str):
