@@ -4,6 +4,7 @@
 #   make test         set up, then run every test: lib unit tests, book-wide checks,
 #                     every lab under nbval, and the book build with warnings as errors
 #   make assignments  student versions of every lab into _build/assignments/ (nbgrader)
+#   make autograde SUBMISSIONS=dir   grade a folder of submitted notebooks (book/assignments.md)
 #   make lab          open the labs in JupyterLab
 #
 # Set-up is a stamp: it reruns only when requirements.txt, pyproject.toml or
@@ -22,7 +23,7 @@ BUILD := _build
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all setup assets book test test-code test-book assignments lab clean
+.PHONY: all setup assets browser book test test-code test-book test-browser assignments autograde lab clean
 
 all: book
 
@@ -56,6 +57,18 @@ $(ASSETS): package.json package-lock.json
 	  echo "npm not found: the book will load MathJax and widgets from CDNs (reading needs network)"; \
 	fi
 
+# Debian's Chromium drives the browser tests (tests/browser, with Playwright).
+BROWSER := $(VENV)/.chromium
+browser: $(BROWSER)
+
+$(BROWSER): $(STAMP)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; \
+	  else echo "The browser tests need Chromium: install Debian's 'chromium' package"; exit 1; fi; \
+	fi
+	touch $@
+
 # ------------------------------------------------------------------ the book
 book: setup
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
@@ -63,22 +76,31 @@ book: setup
 
 # ------------------------------------------------------------------ tests
 # Two processes side by side (one torch thread each, lib/runtime.py): the code
-# tests (unit, book-wide, assignments, then every lab under nbval) and the
-# book build with warnings as errors.
-test: setup
+# tests (unit, book-wide, assignments, then every lab under nbval, which also
+# checks each lab's run time) and the book build with warnings as errors. Then
+# every built page in headless Chromium, network blocked (tests/browser).
+test: setup browser
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-code test-book
+	@$(MAKE) --no-print-directory test-browser
 	@echo "All tests passed."
 
 test-code: setup
-	$(BIN)/python -m pytest tests/
+	$(BIN)/python -m pytest tests/ --ignore=tests/browser
 	$(BIN)/python -m pytest --nbval-lax notebooks/
 
 test-book: setup
 	$(BIN)/jupyter-book build . --all -W -n --keep-going
 
+test-browser: setup browser
+	$(BIN)/python -m pytest tests/browser
+
 # ------------------------------------------------------------------ teaching
 assignments: setup
 	$(BIN)/python -m tools.assignments generate
+
+SUBMISSIONS ?= submissions
+autograde: setup
+	$(BIN)/python -m tools.assignments autograde $(SUBMISSIONS)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

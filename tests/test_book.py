@@ -188,6 +188,15 @@ def test_lab_has_three_graded_exercises(slug):
             assert re.search(r"^\s*assert\b", _source(c), re.M), f"{slug}: {m['grade_id']} has no assert"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_theory_page_has_a_figure_and_check_yourself(page):
+    text = (BOOK / f"{page}.md").read_text()
+    assert re.search(r"mystnb:\s*\n\s*figure:|```\{figure|\{glue:figure\}", text), \
+        f"book/{page}.md: needs at least one figure"
+    if page != "00_setup" or "## Check yourself" in text:
+        assert "## Check yourself" in text, f"book/{page}.md: needs a 'Check yourself' section"
+
+
 def test_every_lib_module_has_tests():
     modules = [p.stem for p in LIB.glob("*.py") if p.stem != "__init__"]
     missing = [m for m in modules if not (TESTS / f"test_{m}.py").is_file()]

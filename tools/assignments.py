@@ -1,7 +1,8 @@
-"""Student versions of the labs, made with nbgrader, offline.
+"""Student versions of the labs and autograding, made with nbgrader, offline.
 
     python -m tools.assignments generate        # every lab -> _build/assignments/
     python -m tools.assignments generate 00_tour
+    python -m tools.assignments autograde DIR   # grade DIR/<student>/<lab>.ipynb -> _build/grades.csv
 
 ``make assignments`` runs the first. The instructor versions in ``notebooks/`` hold
 the solutions (between ``### BEGIN SOLUTION`` / ``### END SOLUTION``) and hidden
@@ -60,6 +61,8 @@ def _api():
     config.CourseDirectory.db_url = f"sqlite:///{COURSE / 'gradebook.db'}"
     config.BaseConverter.force = True
     config.Exchange.root = str(COURSE / "exchange")
+    config.ExecutePreprocessor.timeout = 300  # per cell, like the book build
+    config.Autograde.create_student = True
     return NbGraderAPI(config=config)
 
 
@@ -93,6 +96,52 @@ def generate(slugs: list[str] | None = None) -> dict[str, Path]:
     return made
 
 
+def autograde(submissions: Path | str) -> list[dict]:
+    """Grade every ``<submissions>/<student>/<lab>.ipynb`` with nbgrader.
+
+    Each notebook is copied into the course directory as nbgrader expects
+    (``submitted/<student>/<lab>/<lab>.ipynb``), run by ``nbgrader autograde``
+    with the hidden tests restored from the instructor version, and scored.
+    Students are added to the gradebook as they appear. Writes
+    ``_build/grades.csv`` (student, lab, score, max_score), HTML feedback per
+    submission to ``_build/nbgrader/feedback/<student>/<lab>/`` and returns
+    the rows. Raises FileNotFoundError for a missing folder and ValueError for
+    a notebook that is not one of the labs.
+    """
+    root = Path(submissions)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no submissions folder {root}")
+    found = sorted(root.glob("*/*.ipynb"))
+    lab_names = {p.stem for p in labs()}
+    for nb in found:
+        if nb.stem not in lab_names:
+            raise ValueError(f"{nb}: not a lab of the book (expected one of {sorted(lab_names)})")
+    generate(sorted({nb.stem for nb in found}) or None)
+    api = _api()
+    rows = []
+    for nb in found:
+        student, lab = nb.parent.name, nb.stem
+        target = COURSE / "submitted" / student / lab
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(nb, target / nb.name)
+        result = api.autograde(lab, student)
+        if not result["success"]:
+            raise RuntimeError(f"nbgrader could not grade {nb}:\n{result['log']}\n{result.get('error', '')}")
+        api.generate_feedback(lab, student)
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{COURSE / 'gradebook.db'}", COURSE_ID) as gradebook:
+            submission = gradebook.find_submission(lab, student)
+            rows.append({"student": student, "lab": lab, "score": float(submission.score),
+                         "max_score": float(submission.max_score)})
+    out = ROOT / "_build" / "grades.csv"
+    with out.open("w") as f:
+        f.write("student,lab,score,max_score\n")
+        for r in rows:
+            f.write(f"{r['student']},{r['lab']},{r['score']:g},{r['max_score']:g}\n")
+    return rows
+
+
 def exercise_subset(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The cells a grader needs: the lab's setup cell and its whole exercise section.
 
@@ -121,11 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="student versions into _build/assignments/")
     gen.add_argument("labs", nargs="*", help="lab slugs such as 00_tour (default: all)")
+    grade = sub.add_parser("autograde", help="grade DIR/<student>/<lab>.ipynb into _build/grades.csv")
+    grade.add_argument("submissions", help="folder with one sub-folder of notebooks per student")
     args = parser.parse_args(argv)
     if args.command == "generate":
         made = generate(args.labs or None)
         for slug, path in made.items():
             print(f"{slug}: {path.relative_to(ROOT)}")
+    else:
+        rows = autograde(args.submissions)
+        print(f"{'student':<20} {'lab':<24} {'score':>7} / max")
+        for r in rows:
+            print(f"{r['student']:<20} {r['lab']:<24} {r['score']:7g} / {r['max_score']:g}")
+        print(f"grades: {(ROOT / '_build' / 'grades.csv').relative_to(ROOT)}; feedback: "
+              f"{(COURSE / 'feedback').relative_to(ROOT)}/<student>/<lab>/")
     return 0
 
 

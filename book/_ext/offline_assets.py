@@ -20,6 +20,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 VENDOR = Path(__file__).resolve().parent.parent / "_vendor"
+OWN = Path(__file__).resolve().parent.parent / "_static_book"  # our small scripts
 MATHJAX = "mathjax/tex-mml-chtml.js"
 REQUIRE = "require.js"
 EMBED = "html-manager/embed-amd.js"
@@ -32,9 +33,9 @@ def _use_vendored(app, config):
         logger.info("offline_assets: %s missing under %s; pages will load them from CDNs "
                     "(run `make assets` to read offline)", missing, VENDOR)
         return
-    config.html_static_path = list(config.html_static_path) + [str(VENDOR)]
+    config.html_static_path = list(config.html_static_path) + [str(VENDOR), str(OWN)]
     config.mathjax_path = MATHJAX
-    config.nb_ipywidgets_js = {REQUIRE: {}, EMBED: {}}
+    config.nb_ipywidgets_js = {REQUIRE: {}, "widgets-config.js": {}, EMBED: {}}
 
 
 def setup(app):
