@@ -22,6 +22,8 @@ BUILD := _build
 # installed editable) through PATH.
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Python's caches go under _build/, so running the book leaves the tree clean.
+export PYTHONPYCACHEPREFIX := $(abspath $(BUILD))/pycache
 
 .PHONY: all setup assets browser book test test-code test-book test-browser assignments autograde lab clean
 
@@ -57,7 +59,7 @@ $(ASSETS): package.json package-lock.json
 	  echo "npm not found: the book will load MathJax and widgets from CDNs (reading needs network)"; \
 	fi
 
-# Debian's Chromium drives the browser tests (tests/browser, with Playwright).
+# Debian's Chromium drives the browser tests (tests/built/test_pages.py, with Playwright).
 BROWSER := $(VENV)/.chromium
 browser: $(BROWSER)
 
@@ -75,24 +77,31 @@ book: setup
 	@echo "Open $(abspath $(BUILD))/html/index.html in a browser."
 
 # ------------------------------------------------------------------ tests
-# Two processes side by side (one torch thread each, lib/runtime.py): the code
-# tests (unit, book-wide, assignments, then every lab under nbval, which also
-# checks each lab's run time) and the book build with warnings as errors. Then
-# every built page in headless Chromium, network blocked (tests/browser).
+# Two processes side by side (one torch thread each, lib/runtime.py), both with
+# the network blocked (tools/nonet.py): the code tests (unit, fuzz, book-wide,
+# assignments, then every lab under nbval in reverse order, which also checks
+# each lab's time and memory) and the book build with warnings as errors, which
+# runs the labs again in forward order. Then the tests of the built book
+# (tests/built): every page in headless Chromium offline, the two runs of each
+# lab printing the same numbers, and no files left outside _build/.
+LABS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+REVERSED_LABS := $(shell printf '%s\n' $(LABS) | sort -r)
+
 test: setup browser
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-code test-book
-	@$(MAKE) --no-print-directory test-browser
+	@$(MAKE) --no-print-directory test-built
 	@echo "All tests passed."
 
 test-code: setup
-	$(BIN)/python -m pytest tests/ --ignore=tests/browser
-	$(BIN)/python -m pytest --nbval-lax notebooks/
+	$(BIN)/python -m pytest tests/ --ignore=tests/built
+	$(BIN)/python -m pytest --nbval-lax $(REVERSED_LABS)
 
 test-book: setup
-	$(BIN)/jupyter-book build . --all -W -n --keep-going
+	$(BIN)/python -m tools.nonet ipython $(BUILD)/ipython >/dev/null
+	IPYTHONDIR=$(abspath $(BUILD))/ipython $(BIN)/jupyter-book build . --all -W -n --keep-going
 
-test-browser: setup browser
-	$(BIN)/python -m pytest tests/browser
+test-built: setup browser
+	$(BIN)/python -m pytest tests/built
 
 # ------------------------------------------------------------------ teaching
 assignments: setup

@@ -7,7 +7,7 @@
 * pydata-sphinx-theme logs "Got invalid theme mode" on a first visit when no
   default mode is configured: we set it to light.
 
-The browser test (tests/browser) fails on console errors, which is how these
+The browser test (tests/built/test_pages.py) fails on console errors, which is how these
 were found.
 """
 
