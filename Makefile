@@ -5,6 +5,7 @@
 #                     every lab under nbval, and the book build with warnings as errors
 #   make assignments  student versions of every lab into _build/assignments/ (nbgrader)
 #   make autograde SUBMISSIONS=dir   grade a folder of submitted notebooks (book/assignments.md)
+#   make bench        side-by-side benchmarks against micrograd, torch, torchdiffeq, diffusers
 #   make lab          open the labs in JupyterLab
 #
 # Set-up is a stamp: it reruns only when requirements.txt, pyproject.toml or
@@ -25,7 +26,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Python's caches go under _build/, so running the book leaves the tree clean.
 export PYTHONPYCACHEPREFIX := $(abspath $(BUILD))/pycache
 
-.PHONY: all setup assets browser book test test-code test-book test-browser assignments autograde lab clean
+.PHONY: all setup assets browser book test test-code test-book test-built bench assignments autograde lab clean
 
 all: book
 
@@ -102,6 +103,16 @@ test-book: setup
 
 test-built: setup browser
 	$(BIN)/python -m pytest tests/built
+
+# ------------------------------------------------------------------ performance
+# The peers are benchmark-only dependencies: installed here, never by the book.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): benchmarks/requirements.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	touch $@
+
+bench: setup $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
 
 # ------------------------------------------------------------------ teaching
 assignments: setup

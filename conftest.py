@@ -46,12 +46,10 @@ nonet.install()
 os.environ["IPYTHONDIR"] = str(BUILD / "ipython")  # kernels started from here read it
 nonet.write_ipython_startup(BUILD / "ipython")
 
-try:
-    from hypothesis import settings
-    from hypothesis.database import DirectoryBasedExampleDatabase
+try:  # Hypothesis keeps its example database and caches under _build/ too
+    from hypothesis.configuration import set_hypothesis_home_dir
 
-    settings.register_profile("book", database=DirectoryBasedExampleDatabase(str(BUILD / "hypothesis")))
-    settings.load_profile("book")
+    set_hypothesis_home_dir(BUILD / "hypothesis")
 except ImportError:  # hypothesis is a test dependency; labs do not need it
     pass
 

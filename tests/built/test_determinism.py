@@ -35,9 +35,8 @@ def _book_build_outputs(slug: str) -> dict[str, str] | None:
     except KeyError:
         return None  # not executed by the build with this code
     out = {}
-    for i, cell in enumerate(merged.cells):
-        if cell.cell_type != "code":
-            continue
+    code_cells = [c for c in merged.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code_cells):  # nbval numbers code cells only
         text = "".join(o.get("text", "") for o in cell.outputs
                        if o.get("output_type") == "stream" and o.get("name") == "stdout")
         text += "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs
@@ -55,11 +54,12 @@ def test_two_runs_print_the_same(slug):
     assert built is not None, f"{slug}: the book build has no executed copy of the current notebook"
     nb = nbformat.read(ROOT / "notebooks" / f"{slug}.ipynb", as_version=4)
     compared = 0
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or "nbval-ignore-output" in cell.metadata.get("tags", []):
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    for i, cell in enumerate(code_cells):
+        if "nbval-ignore-output" in cell.metadata.get("tags", []):
             continue
         first, second = nbval_runs[slug].get(str(i), ""), built.get(str(i), "")
-        assert first == second, (f"{slug}, cell {i}: the two runs printed different output\n"
+        assert first == second, (f"{slug}, code cell {i}: the two runs printed different output\n"
                                  f"--- nbval run ---\n{first}\n--- book build ---\n{second}")
         compared += bool(first)
     assert compared > 0, f"{slug}: no printed output to compare"
