@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 
@@ -18,14 +19,22 @@ def _median_time(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def paired_times(ours, peer, repeats: int, warmup: int = 3) -> tuple[float, float]:
-    """Median times of ``ours()`` and ``peer()``, alternated so both see the same machine load."""
+    """Median times of ``ours()`` and ``peer()``, alternated so both see the same machine load.
+
+    Before each timed call the garbage collector runs (untimed), so neither side pays
+    for collecting the other's leftovers: a graph with reference cycles (micrograd's)
+    is otherwise collected during the next allocation-heavy call, whoever makes it.
+    """
     for _ in range(warmup):
         ours(), peer()
     a, b = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter(); ours(); t1 = time.perf_counter(); peer(); t2 = time.perf_counter()
+        gc.collect()
+        t0 = time.perf_counter(); ours(); t1 = time.perf_counter()
+        gc.collect()
+        t2 = time.perf_counter(); peer(); t3 = time.perf_counter()
         a.append(t1 - t0)
-        b.append(t2 - t1)
+        b.append(t3 - t2)
     return statistics.median(a), statistics.median(b)
 
 

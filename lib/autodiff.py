@@ -37,6 +37,33 @@ def _is_number(x) -> bool:
     return isinstance(x, _NUMBER) and not isinstance(x, bool)
 
 
+class _Overflow(ValueError, OverflowError):
+    """A result beyond float64: a ValueError, as every bad input in ``lib``, that is also the
+    OverflowError of Python's float arithmetic (as NumPy's AxisError is ValueError and IndexError)."""
+
+
+def _finite_float(what: str, x) -> float:
+    """A real number as a finite float, else ValueError naming ``what``."""
+    try:
+        value = float(x)
+    except OverflowError:
+        raise ValueError(f"{what} must fit a float64, got an int of {int(x).bit_length()} bits") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    return value
+
+
+def _check_finite_array(what: str, a: np.ndarray) -> None:
+    if a.dtype.kind in "fc" and not np.all(np.isfinite(a)):
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        counts = " and ".join(f"{k} {kind}" for k, kind in ((n_nan, "NaN"), (n_inf, "inf")) if k)
+        raise ValueError(f"{what} must be finite, got {counts} entries")
+
+
+def _holds_none(v) -> bool:
+    return v is None or isinstance(v, (list, tuple)) and any(_holds_none(u) for u in v)
+
+
 def _no_backward(g) -> None:
     """Leaves and constants: nothing to pass on."""
 
@@ -68,6 +95,11 @@ class Value:
     minus, :meth:`relu`, :meth:`tanh`, :meth:`exp`, :meth:`log`. Shapes: all
     Python floats. Chapter 2, section "A scalar engine".
 
+    ``data`` must be finite: an operation whose result overflows float64 raises
+    ValueError (also an OverflowError); division by 0 and ``0 ** negative`` raise
+    ZeroDivisionError, as Python's floats do. A gradient may be infinite (the slope
+    of ``x ** 0.5`` at 0) but never NaN: ``backward`` raises ValueError instead.
+
     ``backward()`` gives fresh gradients: it zeroes ``grad`` on every node reachable
     from the output, then seeds the output with 1. So ``node.grad`` is ``d out / d node``
     for the last call and calling twice changes nothing (engines that accumulate
@@ -82,8 +114,21 @@ class Value:
                  _backward: Callable[[float], None] = _no_backward):
         if not _is_number(data):
             raise TypeError(f"Value data must be a real number, got {type(data).__name__} ({data!r})")
-        self.data, self.grad = float(data), 0.0
+        if _op and not math.isfinite(data):  # finite inputs, non-finite result
+            raise _Overflow(f"Value {_op}: the result overflows float64 ({data})")
+        self.data, self.grad = _finite_float("Value data", data), 0.0
         self._prev, self._op, self._backward = tuple(_children), _op, _backward
+
+    @classmethod
+    def _result(cls, data: float, children: tuple, op: str, backward) -> Value:
+        """An operation's output: ``data`` is a float computed from finite inputs, so the
+        only check left is overflow (``data - data`` is NaN for inf and NaN). Skips the
+        argument checks of ``__init__``: this is the engine's hot path."""
+        if data - data != 0.0:
+            raise _Overflow(f"Value {op}: the result overflows float64 ({data})")
+        out = cls.__new__(cls)
+        out.data, out.grad, out._prev, out._op, out._backward = data, 0.0, children, op, backward
+        return out
 
     def __repr__(self) -> str:
         return f"Value(data={self.data!r}, grad={self.grad!r})"
@@ -101,7 +146,7 @@ class Value:
         def _backward(g):
             self.grad += g
             other.grad += g
-        return Value(self.data + other.data, (self, other), "+", _backward)
+        return Value._result(self.data + other.data, (self, other), "+", _backward)
 
     __radd__ = __add__
 
@@ -110,7 +155,7 @@ class Value:
         def _backward(g):
             self.grad += g
             other.grad -= g
-        return Value(self.data - other.data, (self, other), "-", _backward)
+        return Value._result(self.data - other.data, (self, other), "-", _backward)
 
     def __rsub__(self, other) -> Value:
         return Value._lift(other, "-") - self
@@ -120,7 +165,7 @@ class Value:
         def _backward(g):
             self.grad += g * other.data
             other.grad += g * self.data
-        return Value(self.data * other.data, (self, other), "*", _backward)
+        return Value._result(self.data * other.data, (self, other), "*", _backward)
 
     __rmul__ = __mul__
 
@@ -130,7 +175,7 @@ class Value:
         def _backward(g):  # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -q/b
             self.grad += g / other.data
             other.grad -= g * q / other.data
-        return Value(q, (self, other), "/", _backward)
+        return Value._result(q, (self, other), "/", _backward)
 
     def __rtruediv__(self, other) -> Value:
         return Value._lift(other, "/") / self
@@ -138,7 +183,7 @@ class Value:
     def __neg__(self) -> Value:
         def _backward(g):
             self.grad -= g
-        return Value(-self.data, (self,), "neg", _backward)
+        return Value._result(-self.data, (self,), "neg", _backward)
 
     def __pow__(self, p: float) -> Value:
         if isinstance(p, Value):
@@ -146,14 +191,20 @@ class Value:
                             "got Value; write (b * a.log()).exp() for a ** b with a > 0")
         if not _is_number(p):
             raise TypeError(f"Value ** expects an int or float exponent, got {type(p).__name__} ({p!r})")
+        _finite_float("Value ** exponent", p)
+        p = p.item() if isinstance(p, np.generic) else p  # NumPy scalars would round to their own dtype
         x = self.data
         if x < 0 and not float(p).is_integer():
             raise ValueError(f"Value ** {p}: a negative base ({x}) needs an integer exponent")
         # d/dx x^p = p x^(p-1); 0 for p = 0; +inf at x = 0 for 0 < p < 1 (as torch)
-        slope = 0.0 if p == 0 else math.inf if x == 0 and p < 1 else p * x ** (p - 1)
+        try:
+            slope = 0.0 if p == 0 else math.inf if x == 0 and p < 1 else p * x ** (p - 1)
+            value = x**p
+        except OverflowError:
+            raise _Overflow(f"Value ** {p}: {x} ** {p} overflows float64") from None
         def _backward(g):
             self.grad += g * slope
-        return Value(x**p, (self,), f"**{p}", _backward)
+        return Value._result(value, (self,), f"**{p}", _backward)
 
     def relu(self) -> Value:
         """``max(x, 0)``; at 0 the subgradient 0 (as torch). Reference: Nair & Hinton (2010)."""
@@ -161,21 +212,24 @@ class Value:
         def _backward(g):
             if x > 0:
                 self.grad += g
-        return Value(x if x > 0 else 0.0, (self,), "relu", _backward)
+        return Value._result(x if x > 0 else 0.0, (self,), "relu", _backward)
 
     def tanh(self) -> Value:
         """``tanh x``, derivative ``1 - tanh(x)^2``. Reference: standard calculus."""
         t = math.tanh(self.data)
         def _backward(g):
             self.grad += g * (1.0 - t * t)
-        return Value(t, (self,), "tanh", _backward)
+        return Value._result(t, (self,), "tanh", _backward)
 
     def exp(self) -> Value:
-        """``e^x``, its own derivative (OverflowError past x ~ 709). Reference: standard calculus."""
+        """``e^x``, its own derivative (ValueError, also an OverflowError, past x ~ 709.78).
+        Reference: standard calculus."""
+        if self.data > 709.782712893384:  # log of the largest float64
+            raise _Overflow(f"Value exp: exp({self.data}) overflows float64 (x must be <= 709.78)")
         e = math.exp(self.data)
         def _backward(g):
             self.grad += g * e
-        return Value(e, (self,), "exp", _backward)
+        return Value._result(e, (self,), "exp", _backward)
 
     def log(self) -> Value:
         """``ln x`` for ``x > 0`` (ValueError otherwise), derivative ``1/x``. Reference: calculus."""
@@ -184,7 +238,7 @@ class Value:
             raise ValueError(f"log needs a positive value, got {x}")
         def _backward(g):
             self.grad += g / x
-        return Value(math.log(x), (self,), "log", _backward)
+        return Value._result(math.log(x), (self,), "log", _backward)
 
     def backward(self) -> None:
         """Set ``node.grad = d self / d node`` on every node this one depends on: zero them,
@@ -195,7 +249,22 @@ class Value:
             node.grad = 0.0
         self.grad = 1.0
         for node in reversed(order):
-            node._backward(node.grad)
+            if node._prev:  # leaves have nothing to pass on
+                node._backward(node.grad)
+        for node in order:
+            if node.grad != node.grad:  # NaN: an infinite slope met a zero one
+                raise ValueError(f"backward: the gradient of a {node._op or 'leaf'} node is not finite "
+                                 "(NaN: an infinite slope such as x ** 0.5 at 0 met a zero one)")
+
+
+def _check_gradients(order: list, allow_inf: bool) -> None:
+    """No NaN gradient passed on quietly (inf * 0: an infinite slope met a zero one), nor an
+    infinite one unless ``allow_inf`` (:class:`Value` keeps torch's inf slope of ``x ** 0.5`` at 0)."""
+    for node in order:
+        bad = np.isnan(node.grad) if allow_inf else ~np.isfinite(node.grad)
+        if np.any(bad):
+            raise ValueError(f"backward: the gradient of a {node._op or 'leaf'} node is not finite "
+                             "(an infinite slope such as x ** 0.5 at 0, or an overflow)")
 
 
 # ---------------------------------------------------------------- tensor engine
@@ -217,8 +286,12 @@ def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _node(data, parents: tuple, op: str, backward: Callable[[np.ndarray], None]) -> Tensor:
     """A result Tensor; it keeps (and back-propagates to) only parents that need gradients."""
+    data = np.asarray(data)
+    if data.dtype.kind == "f" and not np.all(np.isfinite(data)):  # finite inputs, non-finite result
+        raise ValueError(f"Tensor {op}: the result has {int(np.sum(~np.isfinite(data)))} non-finite "
+                         f"entries of {data.size} (overflow, or division by zero)")
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._op = np.asarray(data), None, op
+    out.data, out.grad, out._op = data, None, op
     out._prev = tuple(p for p in parents if p.requires_grad)
     out.requires_grad = bool(out._prev)
     out._backward = backward if out._prev else _no_backward
@@ -239,6 +312,8 @@ class Tensor:
     numbers mix on either side of ``+ - * / @`` with broadcasting (a number keeps a
     float tensor's dtype); also ``-x``, ``x ** number``. ``backward`` gives fresh
     gradients, as for :class:`Value`. Chapter 2, section "From scalars to tensors".
+    Data must be finite; an operation whose result is not (overflow, division by
+    zero) raises ValueError, and so does ``backward`` when a gradient is not finite.
     Reference: Griewank & Walther (2008), ch. 3; Elliott (2018), sec. 4-5.
     """
 
@@ -247,10 +322,20 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = True):
         if _is_number(data) or isinstance(data, (list, tuple)):
-            data = np.asarray(data, dtype=np.float64)  # ValueError for ragged lists or strings
+            given = data
+            try:  # ValueError for ragged lists or strings, TypeError for complex
+                data = np.asarray(data, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError) as err:
+                kind = TypeError if isinstance(err, TypeError) else ValueError
+                raise kind(f"Tensor data must be a number or a rectangular nested list of real numbers: "
+                           f"{err}") from None
+            if np.isnan(data).any() and _holds_none(given):  # NumPy reads None as NaN
+                raise TypeError("Tensor data must be a number or a rectangular nested list of real numbers, "
+                                "got None in it")
         if not isinstance(data, (np.ndarray, np.generic)) or data.dtype.kind not in "biuf":
             raise TypeError(f"Tensor data must be a real np.ndarray, a number or a list, got "
                             f"{type(data).__name__} {getattr(data, 'dtype', '')}".rstrip())
+        _check_finite_array("Tensor data", data)
         if not isinstance(requires_grad, bool):
             raise TypeError(f"requires_grad must be a bool, got {type(requires_grad).__name__}")
         if requires_grad and data.dtype.kind != "f":
@@ -335,6 +420,7 @@ class Tensor:
         if isinstance(p, Tensor) or not _is_number(p):
             raise TypeError(f"Tensor ** expects an int or float exponent, got {type(p).__name__}")
         p = p.item() if isinstance(p, np.generic) else p  # a Python number keeps our dtype
+        _finite_float("Tensor ** exponent", p)
         def _backward(g):  # d/dx x^p = p x^(p-1), and 0 for p = 0
             if p != 0:
                 self.grad += g * (p * self.data ** (p - 1))
@@ -367,6 +453,8 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False) -> Tensor:
         """Sum over ``axis`` (None: all), e.g. ``(3, 4) -> (4,)`` for axis 0; the gradient is
         copied back along the summed axes. Reference: Griewank & Walther (2008), sec. 3.2."""
+        if not isinstance(keepdims, bool):
+            raise TypeError(f"keepdims must be a bool, got {type(keepdims).__name__}")
         kept = np.sum(self.data, axis=axis, keepdims=True)  # NumPy checks `axis`
         def _backward(g):
             self.grad += g.reshape(kept.shape)
@@ -376,6 +464,8 @@ class Tensor:
         """Mean over ``axis``, shapes as :meth:`sum`: the sum over the count, so the gradient
         comes from :meth:`sum` and ``/``. Reference: Elliott (2018), sec. 3 (composition)."""
         total = self.sum(axis, keepdims)
+        if self.data.size == 0:
+            raise ValueError(f"mean over an empty set: shape {self.shape}, axis {axis!r}")
         return total / (self.data.size // max(total.data.size, 1))
 
     def exp(self) -> Tensor:
@@ -409,6 +499,11 @@ class Tensor:
     def reshape(self, *shape) -> Tensor:
         """Same entries, new shape: ``t.reshape(2, 3)`` or ``t.reshape((2, -1))``. Reference: NumPy."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape):
+            raise TypeError(f"reshape expects ints, got {shape!r}")
+        if not all(-1 <= n < 2**63 for n in shape):
+            raise ValueError(f"cannot reshape {self.shape} into {shape}: sizes must be in [0, 2**63) "
+                             "or -1 (the one inferred)")
         try:
             data = self.data.reshape(shape)
         except ValueError:
@@ -449,15 +544,21 @@ class Tensor:
                 raise ValueError(f"backward() on an output of shape {self.shape} needs grad, "
                                  "an array of that shape")
             grad = np.ones_like(self.data)
+        if not isinstance(grad, (np.ndarray, np.generic, list, tuple)) and not _is_number(grad):
+            raise TypeError(f"grad must be an array of shape {self.shape}, got {type(grad).__name__}")
         grad = np.asarray(grad)
+        if grad.dtype.kind not in "biuf":
+            raise TypeError(f"grad must hold real numbers, got dtype {grad.dtype}")
         if grad.shape != self.shape:
             raise ValueError(f"grad must have the output's shape {self.shape}, got {grad.shape}")
+        _check_finite_array("grad", grad)
         order = _topological_order(self)
         for node in order:
             node.grad = np.zeros_like(node.data)
         self.grad += grad
         for node in reversed(order):
             node._backward(node.grad)
+        _check_gradients(order, allow_inf=False)
 
 
 # ---------------------------------------------------------------- losses
@@ -468,6 +569,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     backward ``g - softmax(x) * sum(g, axis)``. Reference: Goodfellow et al. (2016), 6.2.2.3."""
     if not isinstance(x, Tensor):
         raise TypeError(f"log_softmax expects a Tensor, got {type(x).__name__}")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__} ({axis!r})")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of bounds for shape {x.shape}: it must be in "
+                         f"[{-x.ndim}, {x.ndim - 1}]")
+    if x.shape[axis] == 0:
+        raise ValueError(f"log_softmax needs at least one entry along axis {axis}, got shape {x.shape}")
     shifted = x.data - x.data.max(axis=axis, keepdims=True)  # NumPy checks `axis`
     y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     def _backward(g):
@@ -519,11 +627,15 @@ class MLP:
     def __init__(self, sizes: list[int], seed: int = 0, dtype=np.float32):
         if not isinstance(sizes, (list, tuple)) or len(sizes) < 2:
             raise ValueError(f"sizes must be a list of at least 2 layer widths, got {sizes!r}")
-        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in sizes):
-            raise ValueError(f"layer widths must be positive ints, got {sizes!r}")
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 1 <= n < 2**63
+                   for n in sizes):
+            raise ValueError(f"layer widths must be positive ints, got {sizes!r} (each below 2**63)")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        dtype = np.dtype(dtype)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be a NumPy floating dtype, got {dtype!r}") from None
         if dtype.kind != "f":
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         rng = np.random.default_rng(seed)
@@ -558,13 +670,19 @@ def sgd_step(params: list[Tensor], lr: float) -> None:
     Reference: Robbins & Monro (1951); Goodfellow et al. (2016), sec. 8.3.1."""
     if not _is_number(lr):
         raise TypeError(f"lr must be a number, got {type(lr).__name__}")
-    if not math.isfinite(lr) or lr <= 0:
+    if not _finite_float("lr", lr) > 0:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if isinstance(params, (Tensor, str)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"params must be a list of Tensors, got {type(params).__name__}")
     params = list(params)
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
             raise TypeError(f"params[{i}] must be a Tensor, got {type(p).__name__}")
         if p.grad is None:
             raise ValueError(f"params[{i}] (shape {p.shape}) has no gradient; call backward() first")
+        _check_finite_array(f"params[{i}].grad", p.grad)
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(p.data - lr * p.grad)):
+                raise ValueError(f"lr={lr!r} times params[{i}].grad overflows {p.data.dtype}")
     for p in params:
         p.data -= lr * p.grad

@@ -22,6 +22,7 @@ finite-difference approximation; Nocedal & Wright (2006),
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -31,6 +32,16 @@ __all__ = ["default_step", "finite_difference", "complex_step", "jacobian_fd", "
            "GradcheckReport"]
 
 _SCHEMES = ("central", "forward")
+_FLOAT_MAX = torch.finfo(torch.float64).max
+
+
+def _check_finite(name: str, t: torch.Tensor) -> torch.Tensor:
+    """Refuse NaN and inf entries with a ValueError naming ``name`` (shared by lib's torch modules)."""
+    if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all()):
+        counts = ((int(torch.isnan(t).sum()), "NaN"), (int(torch.isinf(t).sum()), "inf"))
+        what = " and ".join(f"{k} {kind}" for k, kind in counts if k)
+        raise ValueError(f"{name} must be finite, got a tensor with {what} entries")
+    return t
 
 
 def _check_x(x) -> torch.Tensor:
@@ -40,18 +51,39 @@ def _check_x(x) -> torch.Tensor:
         raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"x must have at least one element, got shape {tuple(x.shape)}")
-    return x.detach()
+    return _check_finite("x", x.detach())
 
 
-def _check_h(h) -> float:
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0:
-        raise ValueError(f"step h must be a positive number, got {h!r}")
+def _is_finite_real(v) -> bool:
+    """A real number (not bool) that fits a finite float64."""
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and abs(v) <= _FLOAT_MAX
+
+
+def _check_h(h, dtype: torch.dtype) -> float:
+    if not _is_finite_real(h) or not h > 0:
+        raise ValueError(f"step h must be a positive finite number, got {h!r}")
+    info = torch.finfo(dtype)
+    if not info.tiny <= h <= info.max:  # it would round to 0 or inf in x's dtype
+        raise ValueError(f"step h={h:g} is not representable in {dtype}: it must lie in "
+                         f"[{info.tiny:g}, {info.max:g}]")
     return float(h)
 
 
-def _scalar(value, where: str) -> torch.Tensor:
+def _output(value, where: str, at: str = "x") -> torch.Tensor:
+    """What ``f`` returned at the point ``at``: a tensor without NaN or inf."""
     if not isinstance(value, torch.Tensor):
-        value = torch.as_tensor(value)
+        raise TypeError(f"{where}: f must return a tensor, got {type(value).__name__}")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{where}: f returned a non-finite value at {at} "
+                         f"({value.detach().reshape(-1)[:3].tolist()}...)")
+    return value
+
+
+def _scalar(value, where: str) -> torch.Tensor:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = torch.tensor(value)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{where}: f must return a tensor, got {type(value).__name__}")
     if value.numel() != 1:
         raise ValueError(f"{where}: f must return a scalar, got shape {tuple(value.shape)}")
     return value.reshape(())
@@ -67,6 +99,8 @@ def default_step(dtype: torch.dtype, scheme: str = "central") -> float:
     ``dtype``. Chapter 1 derives both.
     Reference: Nocedal & Wright (2006), section 8.1.
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a real floating torch.dtype, got {dtype!r}")
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {_SCHEMES}, got {scheme!r}")
     eps = torch.finfo(dtype).eps
@@ -131,14 +165,15 @@ def complex_step(
     derivatives of real functions", SIAM Review 40(1).
     """
     x = _check_x(x)
-    h = _check_h(h)
+    h = _check_h(h, torch.float64 if x.dtype == torch.float64 else torch.float32)  # cdtype's real part
     cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     flat = x.reshape(-1).to(cdtype)
     grad = torch.empty(flat.numel(), dtype=x.dtype, device=x.device)
     for i in range(flat.numel()):
         xc = flat.clone()
         xc[i] += 1j * h
-        out = _scalar(f(xc.reshape(x.shape)), "complex_step")
+        out = _output(_scalar(f(xc.reshape(x.shape)), "complex_step"), "complex_step",
+                      at=f"x + i h e_{i} (h={h:g})")
         if not torch.is_complex(out):
             raise TypeError("complex_step: f returned a real value for complex input; "
                             "f must propagate complex numbers (no .real, abs or casts)")
@@ -166,23 +201,25 @@ def jacobian_fd(
     x = _check_x(x)
     if scheme not in _SCHEMES:
         raise ValueError(f"scheme must be one of {_SCHEMES}, got {scheme!r}")
-    step = default_step(x.dtype, scheme) if h is None else _check_h(h)
+    step = default_step(x.dtype, scheme) if h is None else _check_h(h, x.dtype)
     flat = x.reshape(-1)
     hs = step * torch.clamp(flat.abs(), min=1.0) if h is None else torch.full_like(flat, step)
     f0 = f(x)
     if not isinstance(f0, torch.Tensor):
         raise TypeError(f"jacobian_fd: f must return a tensor, got {type(f0).__name__}")
+    f0 = _output(f0, "jacobian_fd")
     columns = []
     for i in range(flat.numel()):
         xp, xm = _shifted(flat, i, hs[i], scheme)
-        fp = f(xp.reshape(x.shape))
-        fm = f0 if scheme == "forward" else f(xm.reshape(x.shape))
+        at = f"x + h e_{i} (h={float(hs[i]):.3g})"
+        fp = _output(f(xp.reshape(x.shape)), "jacobian_fd", at)
+        fm = f0 if scheme == "forward" else _output(f(xm.reshape(x.shape)), "jacobian_fd", f"x - h e_{i}")
         if fp.shape != f0.shape or fm.shape != f0.shape:
             raise ValueError(f"jacobian_fd: f changed its output shape from {tuple(f0.shape)} "
                              f"to {tuple(fp.shape)}")
         columns.append((fp - fm) / (xp[i] - xm[i]))
     jac = torch.stack(columns, dim=-1)  # f0.shape + (n,)
-    return jac.reshape(*f0.shape, *x.shape)
+    return jac.reshape(f0.shape + x.shape)  # a tuple: both may be 0-dim
 
 
 @dataclass(frozen=True)
@@ -201,6 +238,22 @@ class GradcheckReport:
     index: tuple
     autograd: float
     numeric: float
+
+    def __post_init__(self):
+        if not isinstance(self.ok, bool):
+            raise TypeError(f"ok must be a bool, got {type(self.ok).__name__} ({self.ok!r})")
+        for name in ("max_abs_error", "max_rel_error", "autograd", "numeric"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
+            if isinstance(value, int) and abs(value) > _FLOAT_MAX:
+                raise ValueError(f"{name} must fit a float64, got an int of {value.bit_length()} bits")
+            if value != value or (name.endswith("error") and value < 0):  # NaN, or a negative error
+                expected = "non-negative" if name.endswith("error") else "a number, not NaN"
+                raise ValueError(f"{name} must be {expected}, got {value}")
+        if not isinstance(self.index, tuple) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in self.index):
+            raise TypeError(f"index must be a tuple of ints, got {self.index!r}")
 
     def __str__(self) -> str:
         verdict = "OK" if self.ok else "MISMATCH"
@@ -230,12 +283,13 @@ def gradcheck(
     """
     x = _check_x(x)
     for name, tol in (("atol", atol), ("rtol", rtol)):
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {tol!r}")
+        if not _is_finite_real(tol) or not tol >= 0:
+            raise ValueError(f"{name} must be a non-negative finite number, got {tol!r}")
     xg = x.clone().requires_grad_(True)
     out = f(xg)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"gradcheck: f must return a tensor, got {type(out).__name__}")
+    _output(out, "gradcheck")
     if not out.requires_grad:
         raise ValueError("gradcheck: f's output does not depend on x through autograd "
                          "(did f detach, or use numpy?)")
@@ -246,11 +300,15 @@ def gradcheck(
         analytic = torch.autograd.functional.jacobian(f, x)
         numeric = jacobian_fd(f, x, h=h)
     analytic, numeric = analytic.detach(), numeric.detach()
+    if not bool(torch.isfinite(analytic).all()):
+        raise ValueError("gradcheck: autograd's derivative of f is not finite at x "
+                         "(is f differentiable there?)")
     abs_err = (analytic - numeric).abs()
     rel_err = abs_err / numeric.abs().clamp_min(torch.finfo(numeric.dtype).tiny)
     excess = abs_err - (atol + rtol * numeric.abs())
     worst = int(torch.argmax(excess))
-    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), analytic.shape))
+    index = (tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), analytic.shape))
+             if analytic.ndim else ())  # unravel_index needs at least one dimension
     return GradcheckReport(
         ok=bool((excess <= 0).all()),
         max_abs_error=float(abs_err.max()),

@@ -35,6 +35,9 @@ from typing import Callable
 
 import torch
 
+from .calculus import _check_finite
+from .runtime import _check_device
+
 __all__ = ["hvp", "hessian", "ggn_vp", "lanczos", "power_iteration", "top_eigenvalues",
            "spectral_density", "loss_as_function"]
 
@@ -46,21 +49,55 @@ ScalarFn = Callable[[torch.Tensor], torch.Tensor]  # x -> 0-dim tensor
 
 # ---------------------------------------------------------------- validation
 
-def _check_int(name: str, value, low: int, high: float = math.inf) -> int:
+_INT64_MAX = 2**63 - 1  # the largest size torch can hold
+_FLOAT_MAX = torch.finfo(torch.float64).max
+
+
+def _check_int(name: str, value, low: int, high: float = _INT64_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
     if not low <= value <= high:
-        bound = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
+        bound = f">= {low}" if high == _INT64_MAX else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
 
 
-def _check_positive(name: str, value) -> float:
+def _check_real(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    if not value > 0 or math.isinf(value):
+    if not -math.inf < value < math.inf or abs(value) > _FLOAT_MAX:  # NaN, inf, or an int beyond float64
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return float(value)
+
+
+def _check_positive(name: str, value) -> float:
+    if not _check_real(name, value) > 0:
         raise ValueError(f"{name} must be a positive finite number, got {value}")
     return float(value)
+
+
+def _check_eigh_dtype(x: torch.Tensor) -> torch.Tensor:
+    # the small tridiagonal eigenproblem runs in x's dtype; torch.linalg.eigh has no half precision
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x must be float32 or float64 (torch.linalg.eigh needs them), got {x.dtype}")
+    return x
+
+
+def _check_dtype(dtype) -> torch.dtype | None:
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"dtype must be None or a real floating torch.dtype, got {dtype!r}")
+    return dtype
+
+
+def _check_generator(generator) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be None or a torch.Generator, got {type(generator).__name__}")
+    return generator
+
+
+def _check_callable(name: str, f) -> None:
+    if not callable(f):
+        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
 
 
 def _check_x(x, name: str = "x") -> torch.Tensor:
@@ -70,7 +107,7 @@ def _check_x(x, name: str = "x") -> torch.Tensor:
         raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
     if x.numel() == 0:
         raise ValueError(f"{name} must have at least one element, got shape {tuple(x.shape)}")
-    return x.detach()
+    return _check_finite(name, x.detach())
 
 
 def _check_v(x: torch.Tensor, v, name: str = "v") -> torch.Tensor:
@@ -81,21 +118,41 @@ def _check_v(x: torch.Tensor, v, name: str = "v") -> torch.Tensor:
         raise ValueError(f"{name} must have the shape of x {tuple(x.shape)}, got {tuple(v.shape)}")
     if v.device != x.device:
         raise ValueError(f"{name} must be on x's device {x.device}, got {v.device}")
-    return v.detach().to(x.dtype)
+    return _check_finite(name, v.detach()).to(x.dtype)
 
 
-def _scalar(out) -> torch.Tensor:
+def _scalar(out, name: str = "f") -> torch.Tensor:
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"f must return a torch.Tensor, got {type(out).__name__}")
+        raise TypeError(f"{name} must return a torch.Tensor, got {type(out).__name__}")
     if out.numel() != 1:
-        raise ValueError(f"f must return a scalar (one element), got shape {tuple(out.shape)}")
+        raise ValueError(f"{name} must return a scalar (one element), got shape {tuple(out.shape)}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{name} returned a non-finite value ({float(out.detach().reshape(()))}) at a "
+                         "finite point")
     return out.reshape(())
 
 
-def _scalar_fn(f: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
-    return lambda t: _scalar(f(t))
+def _scalar_fn(f: Callable, name: str = "f") -> Callable[[torch.Tensor], torch.Tensor]:
+    _check_callable(name, f)
+    return lambda t: _scalar(f(t), name)
+
+
+def _check_product(hv: torch.Tensor, name: str = "f") -> torch.Tensor:
+    if not bool(torch.isfinite(hv).all()):
+        raise ValueError(f"the Hessian-vector product of {name} is not finite at x "
+                         f"(is {name} twice differentiable there?)")
+    return hv
+
+
+def _apply(matvec: Matvec, q: torch.Tensor, dtype) -> torch.Tensor:
+    """``matvec(q)`` as a flat vector of ``dtype``, checked: a tensor of q's size, finite."""
+    w = matvec(q)
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"matvec must return a torch.Tensor, got {type(w).__name__}")
+    if w.numel() != q.numel():
+        raise ValueError(f"matvec must return {q.numel()} entries (the size of its input), got shape "
+                         f"{tuple(w.shape)}")
+    return _check_finite("matvec's output", w.reshape(-1).to(dtype))
 
 
 # ---------------------------------------------------------------- products
@@ -123,24 +180,24 @@ def hvp(f: ScalarFn, x: torch.Tensor, v: torch.Tensor, mode: str = "rev-rev") ->
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if mode == "fwd-rev":
         _, hv = torch.func.jvp(torch.func.grad(_scalar_fn(f)), (x,), (v,))
-        return hv.detach()
+        return _check_product(hv.detach())
     return _hvp_operator(f, x)(v.reshape(-1)).reshape(x.shape)
 
 
-def _hvp_operator(f: Callable, x: torch.Tensor) -> Matvec:
+def _hvp_operator(f: Callable, x: torch.Tensor, name: str = "f") -> Matvec:
     # Flat (n,) -> (n,) matvec of H(x), reverse-over-reverse: g = grad f with
     # create_graph, then H v = grad((g * v).sum(), x), i.e. the VJP of g with v.
     # The gradient graph is built once and kept (retain_graph) for every v.
     x = _check_x(x).requires_grad_(True)
     with torch.enable_grad():
-        y = _scalar_fn(f)(x)
+        y = _scalar_fn(f, name)(x)
         g = torch.autograd.grad(y, x, create_graph=True)[0] if y.requires_grad else None
     if g is None or not g.requires_grad:
         return lambda q: torch.zeros_like(q)
 
     def matvec(q: torch.Tensor) -> torch.Tensor:
         (hv,) = torch.autograd.grad(g, x, q.reshape(x.shape), retain_graph=True, allow_unused=True)
-        return torch.zeros_like(q) if hv is None else hv.detach().reshape(-1)
+        return torch.zeros_like(q) if hv is None else _check_product(hv.detach().reshape(-1), name)
 
     return matvec
 
@@ -179,12 +236,21 @@ def ggn_vp(model_fn: Callable[[torch.Tensor], torch.Tensor],
     if not callable(model_fn) or not callable(loss_fn):
         raise TypeError(f"model_fn and loss_fn must be callable, got "
                         f"{type(model_fn).__name__} and {type(loss_fn).__name__}")
-    z, jv = torch.func.jvp(model_fn, (params,), (v,))
-    if not torch.is_floating_point(z):
-        raise TypeError(f"model_fn must return a floating tensor, got {z.dtype}")
-    hjv = hvp(loss_fn, z.detach(), jv.detach())
-    _, vjp_fn = torch.func.vjp(model_fn, params)
-    return vjp_fn(hjv)[0].detach()
+
+    def model(p):  # model_fn, its output checked
+        z = model_fn(p)
+        if not isinstance(z, torch.Tensor) or not torch.is_floating_point(z):
+            raise TypeError(f"model_fn must return a floating tensor, got "
+                            f"{getattr(z, 'dtype', type(z).__name__)}")
+        return _check_finite("model_fn's output", z)
+
+    z, jv = torch.func.jvp(model, (params,), (v,))
+    if not bool(torch.isfinite(jv).all()):
+        raise ValueError("the Jacobian-vector product of model_fn is not finite at params")
+    z, jv = z.detach(), jv.detach()
+    hjv = _hvp_operator(loss_fn, z, "loss_fn")(jv.reshape(-1)).reshape(z.shape)  # hvp, naming loss_fn
+    _, vjp_fn = torch.func.vjp(model, params)
+    return _check_product(vjp_fn(hjv)[0].detach(), "model_fn and loss_fn")
 
 
 # ---------------------------------------------------------------- eigen-solvers
@@ -223,8 +289,12 @@ def lanczos(matvec: Matvec, n: int, iters: int, generator: torch.Generator | Non
     Reference: Lanczos (1950); Golub & Van Loan, "Matrix Computations" (4th ed.),
     Algorithm 10.1.1, here with complete reorthogonalisation.
     """
+    _check_callable("matvec", matvec)
     n = _check_int("n", n, 1)
     m = min(_check_int("iters", iters, 1), n)
+    _check_generator(generator)
+    _check_dtype(dtype)
+    device = _check_device(device)
     if v0 is not None:
         v0 = _check_x(v0, "v0")
         if v0.shape != (n,) or not v0.norm() > 0:
@@ -241,7 +311,7 @@ def lanczos(matvec: Matvec, n: int, iters: int, generator: torch.Generator | Non
     a_norm = 0.0
     for j in range(m):
         Q[j] = q
-        w = matvec(q).reshape(-1).to(dtype)
+        w = _apply(matvec, q, dtype)
         a_norm = max(a_norm, float(w.norm()))
         alpha[j] = q @ w
         if j == m - 1:
@@ -277,18 +347,21 @@ def power_iteration(matvec: Matvec, n: int, k: int = 1, iters: int = 1000, tol: 
     Reference: Golub & Van Loan, "Matrix Computations" (4th ed.), section 8.2.1
     (power method); Hotelling (1933) for deflation.
     """
+    _check_callable("matvec", matvec)
     n = _check_int("n", n, 1)
     k = _check_int("k", k, 1, n)
     iters = _check_int("iters", iters, 1)
     tol = _check_positive("tol", tol)
-    shift = float(shift)
-    dtype = dtype or torch.get_default_dtype()
+    shift = _check_real("shift", shift)
+    _check_generator(generator)
+    dtype = _check_dtype(dtype) or torch.get_default_dtype()
+    device = _check_device(device)
     U = torch.empty(0, n, dtype=dtype, device=device)
     lams = []
     for _ in range(k):
         v = _random_unit(n, generator, dtype, U.device, U)
         for t in range(iters):
-            av = _orthogonalise(matvec(v).reshape(-1).to(dtype), U)
+            av = _orthogonalise(_apply(matvec, v, dtype), U)
             theta = v @ av
             scale = max(abs(float(theta)), abs(float(theta) + shift))
             if float((av - theta * v).norm()) <= tol * scale or t == iters - 1:
@@ -309,7 +382,7 @@ def _spectral_radius(matvec: Matvec, n: int, iters: int, tol: float, generator, 
     v = _random_unit(n, generator, dtype, device)
     radius = 0.0
     for _ in range(iters):
-        w = matvec(v)
+        w = _apply(matvec, v, dtype)
         new = float(w.norm())
         if new == 0 or abs(new - radius) <= tol * new:
             return new
@@ -340,8 +413,9 @@ def top_eigenvalues(f: ScalarFn, x: torch.Tensor, k: int = 1, method: str = "lan
     Reference: Lanczos (1950); Golub & Van Loan (4th ed.), Algorithm 10.1.1 and
     section 8.2.1; used on networks by Sagun et al. (2017) and Ghorbani et al. (2019).
     """
-    x = _check_x(x)
+    x = _check_eigh_dtype(_check_x(x))
     n = x.numel()
+    _check_generator(generator)
     k = _check_int("k", k, 1, n)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -387,7 +461,8 @@ def spectral_density(f: ScalarFn, x: torch.Tensor, n_probes: int = 8, iters: int
     Reference: Ghorbani, Krishnan & Xiao (2019), Algorithm 1 (SLQ); Lin, Saad &
     Yang (2016), the Lanczos method for spectral densities.
     """
-    x = _check_x(x)
+    x = _check_eigh_dtype(_check_x(x))
+    _check_generator(generator)
     n_probes = _check_int("n_probes", n_probes, 1)
     iters = _check_int("iters", iters, 1)
     if sigma is not None:
@@ -438,6 +513,10 @@ def loss_as_function(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Te
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+    for name, t in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        _check_finite(name, t)
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError(f"model has no trainable parameters ({type(model).__name__})")
@@ -445,9 +524,12 @@ def loss_as_function(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Te
     theta0 = torch.cat([p.detach().reshape(-1) for _, p in named]).clone()
 
     def f(theta: torch.Tensor) -> torch.Tensor:
+        # shape and dtype only: a check of values would break torch.func.vmap over f
         if not isinstance(theta, torch.Tensor) or theta.shape != theta0.shape:
             raise ValueError(f"theta must be a tensor of shape {tuple(theta0.shape)}, got "
                              f"{getattr(theta, 'shape', type(theta).__name__)}")
+        if theta.dtype != theta0.dtype:
+            raise TypeError(f"theta must have the parameters' dtype {theta0.dtype}, got {theta.dtype}")
         params = {nm: c.view(s) for nm, c, s in zip(names, torch.split(theta, sizes), shapes)}
         return loss_fn(torch.func.functional_call(model, params, (inputs,)), targets)
 

@@ -18,10 +18,13 @@ All return CPU float32 tensors (labels int64) unless a ``device`` is given.
 from __future__ import annotations
 
 import math
+import sys
 from typing import NamedTuple
 
 import numpy as np
 import torch
+
+from .runtime import _check_device
 
 __all__ = [
     "Split",
@@ -47,11 +50,14 @@ class Split(NamedTuple):
 # ---------------------------------------------------------------- validation
 
 
-def _check_int(name: str, value, low: int, high: float = math.inf) -> int:
+_INT64_MAX = 2**63 - 1  # the largest size torch can hold
+
+
+def _check_int(name: str, value, low: int, high: float = _INT64_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
     if not low <= value <= high:
-        bound = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
+        bound = f">= {low}" if high == _INT64_MAX else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return int(value)
 
@@ -59,12 +65,33 @@ def _check_int(name: str, value, low: int, high: float = math.inf) -> int:
 def _check_float(name: str, value, low: float, high: float = math.inf, low_open=False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
-    value = float(value)
+    value = float(value) if abs(value) <= sys.float_info.max else math.inf  # ints beyond float64
     ok = (low < value if low_open else low <= value) and value <= high
-    if not ok or math.isnan(value):
+    if not ok or not math.isfinite(value):
         left = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {left}{low}, {high}], got {value}")
+        right = ")" if high == math.inf else "]"
+        raise ValueError(f"{name} must be finite and in {left}{low}, {high}{right}, got {value}")
     return value
+
+
+def _floats(name: str, value) -> torch.Tensor:
+    """A number, nested list, array or tensor of reals as a float32 tensor, refusing NaN and inf."""
+    if isinstance(value, torch.Tensor):
+        bad = value.is_complex() or value.dtype == torch.bool
+    elif isinstance(value, np.ndarray):
+        bad = value.dtype.kind not in "iuf"
+    else:
+        bad = isinstance(value, bool) or not isinstance(value, (int, float, np.number, list, tuple))
+    if bad:
+        raise TypeError(f"{name} must be a number, a (nested) list, array or tensor of real numbers, got "
+                        f"{type(value).__name__} {getattr(value, 'dtype', '')}".rstrip())
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as err:  # strings, None, ragged lists
+        raise TypeError(f"{name} must hold real numbers in a rectangular (nested) list: {err}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (in float32), got {t.flatten()[:8].tolist()}")
+    return t
 
 
 def _generator(seed) -> torch.Generator:
@@ -106,11 +133,12 @@ def gaussian_mixture(
     (2021), "Score-Based Generative Modeling through SDEs".
     """
     n = _check_int("n", n, 1)
-    means = torch.as_tensor(means, dtype=torch.float32)
+    device = _check_device(device)
+    means = _floats("means", means)
     if means.ndim != 2 or means.shape[0] < 1:
         raise ValueError(f"means must have shape (k, d) with k >= 1, got {tuple(means.shape)}")
     k, d = means.shape
-    stds = torch.as_tensor(std, dtype=torch.float32).flatten()
+    stds = _floats("std", std).flatten()
     if stds.numel() == 1:
         stds = stds.expand(k)
     if stds.numel() != k:
@@ -120,7 +148,7 @@ def gaussian_mixture(
     if weights is None:
         w = torch.full((k,), 1.0 / k)
     else:
-        w = torch.as_tensor(weights, dtype=torch.float32).flatten()
+        w = _floats("weights", weights).flatten()
         if w.numel() != k:
             raise ValueError(f"weights must have k={k} entries, got {w.numel()}")
         if torch.any(w < 0) or w.sum() <= 0:
@@ -143,6 +171,7 @@ def ring_of_gaussians(
     """
     k = _check_int("k", k, 1)
     radius = _check_float("radius", radius, 0.0)
+    _check_device(device)
     angles = 2 * math.pi * torch.arange(k, dtype=torch.float32) / k
     means = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     return gaussian_mixture(n, means, std=std, seed=seed, device=device)
@@ -161,6 +190,7 @@ def two_moons(
     if n % 2:
         raise ValueError(f"n must be even (two equal halves), got {n}")
     noise = _check_float("noise", noise, 0.0)
+    device = _check_device(device)
     g = _generator(seed)
     half = n // 2
     t = math.pi * torch.rand(half, generator=g)
@@ -182,10 +212,11 @@ def rings(
     Reference: the classic "circles" toy (scikit-learn's ``make_circles``).
     """
     n = _check_int("n", n, 1)
-    radii = torch.as_tensor(radii, dtype=torch.float32).flatten()
+    radii = _floats("radii", radii).flatten()
     if radii.numel() < 1 or torch.any(radii <= 0):
         raise ValueError(f"radii must be a non-empty list of positive numbers, got {radii.tolist()}")
     noise = _check_float("noise", noise, 0.0)
+    device = _check_device(device)
     g = _generator(seed)
     y = torch.arange(n) % radii.numel()
     t = 2 * math.pi * torch.rand(n, generator=g)
@@ -226,6 +257,9 @@ def digits(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if pixel_range not in ("unit", "symmetric"):
         raise ValueError(f"pixel_range must be 'unit' or 'symmetric', got {pixel_range!r}")
+    if not isinstance(flatten, bool):
+        raise TypeError(f"flatten must be a bool, got {type(flatten).__name__} ({flatten!r})")
+    device = _check_device(device)
     seed = _check_int("seed", seed, 0, 2**32 - 1)
     bunch = load_digits()
     x = torch.tensor(bunch.data, dtype=torch.float32) / 16.0
@@ -281,6 +315,7 @@ def modular_table(
     train_fraction = _check_float("train_fraction", train_fraction, 0.0, 1.0, low_open=True)
     if train_fraction >= 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    device = _check_device(device)
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     pairs = torch.stack([a.flatten(), b.flatten()], 1)
     labels = _OPS[op](pairs[:, 0], pairs[:, 1], p)
@@ -302,7 +337,7 @@ def one_hot_pairs(pairs: torch.Tensor, p: int) -> torch.Tensor:
     if pairs.ndim != 2 or pairs.shape[1] != 2:
         raise ValueError(f"pairs must have shape (N, 2), got {tuple(pairs.shape)}")
     if pairs.numel() and (pairs.min() < 0 or pairs.max() >= p):
-        raise ValueError(f"pair entries must lie in [0, {p}), got range "
+        raise ValueError(f"entries of pairs must lie in [0, {p}) (p={p}), got range "
                          f"[{int(pairs.min())}, {int(pairs.max())}]")
     eye = torch.eye(p, device=pairs.device)
     return torch.cat([eye[pairs[:, 0]], eye[pairs[:, 1]]], dim=1)

@@ -27,10 +27,25 @@ from typing import Callable
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from .calculus import _check_finite
+
 __all__ = ["Dual", "derivative", "sin", "cos", "exp", "log", "tanh", "sqrt",
            "jvp", "vjp", "jacobian_forward", "jacobian_reverse", "forward_gradient"]
 
 _NUMBER = (int, float)
+
+
+def _real(what: str, v) -> float:
+    """``v`` as a float: TypeError unless a real number, ValueError if NaN or too large a Python int."""
+    if isinstance(v, bool) or not isinstance(v, _NUMBER):
+        raise TypeError(f"{what} must be a real number, got {type(v).__name__} ({v!r})")
+    try:
+        value = float(v)
+    except OverflowError:
+        raise ValueError(f"{what} must fit a float64, got an int of {v.bit_length()} bits") from None
+    if math.isnan(value):
+        raise ValueError(f"{what} must not be NaN, got {v}")
+    return value
 
 
 class Dual:
@@ -41,6 +56,11 @@ class Dual:
     evaluating ``f`` gives ``Dual(f(x), f'(x))``. Works with Python numbers
     on either side of ``+ - * / **``. Chapter 3, section "Dual numbers".
 
+    The primal must be finite and the tangent not NaN (it may be infinite: the
+    slope of ``sqrt`` at 0), so an operation that overflows raises ValueError;
+    division by a zero primal and ``0 ** negative`` raise ZeroDivisionError,
+    as Python's float arithmetic does.
+
     Reference: Clifford (1873) for dual numbers; Wengert (1964) for their use
     in forward-mode differentiation.
     """
@@ -48,11 +68,11 @@ class Dual:
     __slots__ = ("primal", "tangent")
 
     def __init__(self, primal: float, tangent: float = 0.0):
-        for name, v in (("primal", primal), ("tangent", tangent)):
-            if isinstance(v, bool) or not isinstance(v, _NUMBER):
-                raise TypeError(f"Dual {name} must be a real number, got {type(v).__name__} ({v!r})")
-        self.primal = float(primal)
-        self.tangent = float(tangent)
+        primal, tangent = _real("Dual primal", primal), _real("Dual tangent", tangent)
+        if not math.isfinite(primal):
+            raise ValueError(f"Dual primal must be finite, got {primal} (an overflow?)")
+        self.primal = primal
+        self.tangent = tangent
 
     @staticmethod
     def _lift(other) -> "Dual":
@@ -60,7 +80,7 @@ class Dual:
             return other
         if isinstance(other, bool) or not isinstance(other, _NUMBER):
             raise TypeError(f"cannot combine Dual with {type(other).__name__} ({other!r})")
-        return Dual(other, 0.0)
+        return Dual(other, 0.0)  # ValueError for NaN, inf or an int beyond float64
 
     def __add__(self, other):
         o = Dual._lift(other)
@@ -98,9 +118,16 @@ class Dual:
             return exp(p * log(self))
         if isinstance(p, bool) or not isinstance(p, _NUMBER):
             raise TypeError(f"Dual exponent must be a number or Dual, got {type(p).__name__}")
+        if not math.isfinite(_real("Dual exponent", p)):
+            raise ValueError(f"Dual exponent must be finite, got {p}")
         if p == 0:
             return Dual(1.0, 0.0)
-        return Dual(self.primal**p, p * self.primal ** (p - 1) * self.tangent)
+        if self.primal < 0 and not float(p).is_integer():
+            raise ValueError(f"Dual ** {p}: a negative base ({self.primal}) needs an integer exponent")
+        try:
+            return Dual(self.primal**p, p * self.primal ** (p - 1) * self.tangent)
+        except OverflowError:
+            raise ValueError(f"Dual ** {p}: {self.primal} ** {p} overflows float64") from None
 
     def __rpow__(self, base):
         return Dual._lift(base) ** self
@@ -111,11 +138,15 @@ class Dual:
 
 def _unary(name: str, fn, dfn):
     def op(x):
-        if isinstance(x, Dual):
-            return Dual(fn(x.primal), dfn(x.primal) * x.tangent)
-        if isinstance(x, bool) or not isinstance(x, _NUMBER):
+        if not isinstance(x, Dual) and (isinstance(x, bool) or not isinstance(x, _NUMBER)):
             raise TypeError(f"{name} expects a number or Dual, got {type(x).__name__}")
-        return fn(x)
+        a = x.primal if isinstance(x, Dual) else _real(f"{name} argument", x)
+        if not math.isfinite(a):
+            raise ValueError(f"{name} expects a finite number, got {a}")
+        try:
+            return Dual(fn(a), dfn(a) * x.tangent) if isinstance(x, Dual) else fn(a)
+        except OverflowError:
+            raise ValueError(f"{name}({a}) overflows float64") from None
 
     op.__name__ = name
     op.__doc__ = (f"``{name}`` of a number or :class:`Dual` (derivative rule applied to the "
@@ -148,15 +179,42 @@ def derivative(f: Callable[[Dual], Dual], x: float) -> tuple[float, float]:
 
     Reference: Wengert (1964), forward mode with dual numbers.
     """
-    if isinstance(x, bool) or not isinstance(x, _NUMBER):
-        raise TypeError(f"x must be a real number, got {type(x).__name__}")
+    if not math.isfinite(_real("x", x)):
+        raise ValueError(f"x must be finite, got {x}")
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
     out = f(Dual(x, 1.0))
-    if not isinstance(out, Dual):
-        return float(out), 0.0  # f did not depend on x
+    if not isinstance(out, Dual):  # f did not depend on x
+        if isinstance(out, bool) or not isinstance(out, _NUMBER):
+            raise TypeError(f"f must return a Dual or a real number, got {type(out).__name__}")
+        if isinstance(out, float) and not math.isfinite(out):
+            raise ValueError(f"f returned a non-finite value {out} at x={x}")
+        _real("f's value", out)  # an int beyond float64
+        return float(out), 0.0
     return out.primal, out.tangent
 
 
 # ---------------------------------------------------------------- tensors
+
+def _check_x(x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+        raise TypeError(f"x must be a floating torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    return _check_finite("x", x)
+
+
+def _check_f(f) -> None:
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+
+
+def _output(out, x) -> torch.Tensor:
+    """What ``f`` returned: a tensor without NaN or inf."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"f must return a tensor, got {type(out).__name__}")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"f returned a non-finite value at x (finite, shape {tuple(x.shape)})")
+    return out
+
 
 def _check_pair(x, v, vname: str) -> None:
     if not isinstance(x, torch.Tensor) or not isinstance(v, torch.Tensor):
@@ -164,8 +222,12 @@ def _check_pair(x, v, vname: str) -> None:
                         f"{type(v).__name__}")
     if not torch.is_floating_point(x):
         raise TypeError(f"x must have a floating dtype, got {x.dtype}")
+    if not torch.is_floating_point(v):
+        raise TypeError(f"{vname} must have a floating dtype, got {v.dtype}")
     if v.shape != x.shape:
         raise ValueError(f"{vname} must have the shape of x {tuple(x.shape)}, got {tuple(v.shape)}")
+    _check_finite("x", x)
+    _check_finite(vname, v)
 
 
 def jvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Tensor
@@ -182,13 +244,16 @@ def jvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Ten
     et al. (2022), section 2.
     """
     _check_pair(x, v, "v")
+    _check_f(f)
     with fwAD.dual_level():
         out = f(fwAD.make_dual(x.detach(), v.detach().to(x.dtype)))
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"f must return a tensor, got {type(out).__name__}")
         primal, tangent = fwAD.unpack_dual(out)
-        primal = primal.detach().clone()
+        primal = _output(primal.detach().clone(), x)
         tangent = torch.zeros_like(primal) if tangent is None else tangent.detach().clone()
+    if not bool(torch.isfinite(tangent).all()):
+        raise ValueError("the derivative of f along v is not finite at x (is f differentiable there?)")
     return primal, tangent
 
 
@@ -199,16 +264,20 @@ def vjp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, u: torch.Ten
     ``u`` has the shape of ``f(x)``; the second result has the shape of ``x``.
     Reference: Griewank & Walther (2008), ch. 3 (adjoint propagation).
     """
-    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-        raise TypeError(f"x must be a floating torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    x = _check_x(x)
+    _check_f(f)
+    if not isinstance(u, torch.Tensor) or not torch.is_floating_point(u):
+        raise TypeError(f"u must be a floating torch.Tensor, got {getattr(u, 'dtype', type(u).__name__)}")
+    _check_finite("u", u)
     xg = x.detach().requires_grad_(True)
-    out = f(xg)
-    if not isinstance(u, torch.Tensor) or u.shape != out.shape:
-        raise ValueError(f"u must be a tensor of the output shape {tuple(out.shape)}, got "
-                         f"{tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
+    out = _output(f(xg), x)
+    if u.shape != out.shape:
+        raise ValueError(f"u must be a tensor of the output shape {tuple(out.shape)}, got {tuple(u.shape)}")
     if not out.requires_grad:
         return out.detach(), torch.zeros_like(x)
     (g,) = torch.autograd.grad(out, xg, u.to(out.dtype), allow_unused=True)
+    if g is not None and not bool(torch.isfinite(g).all()):
+        raise ValueError("the derivative of f is not finite at x (is f differentiable there?)")
     return out.detach(), torch.zeros_like(x) if g is None else g
 
 
@@ -218,12 +287,14 @@ def jacobian_forward(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     Returns shape ``f(x).shape + x.shape``. Cost: ``n`` forward passes, so cheap
     when inputs are few. Reference: Griewank & Walther (2008), ch. 3.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    x = _check_x(x)
+    _check_f(f)
+    if x.numel() == 0:  # no directions: the Jacobian is empty, of shape f(x).shape + (0,)
+        return torch.zeros(jvp(f, x, x)[0].shape + x.shape, dtype=x.dtype, device=x.device)
     eye = torch.eye(x.numel(), dtype=x.dtype, device=x.device)
     cols = [jvp(f, x, e.reshape(x.shape))[1] for e in eye]
     out_shape = cols[0].shape
-    return torch.stack(cols, dim=-1).reshape(*out_shape, *x.shape)
+    return torch.stack(cols, dim=-1).reshape(out_shape + x.shape)  # a tuple: both may be 0-dim
 
 
 def jacobian_reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -232,17 +303,21 @@ def jacobian_reverse(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     Returns shape ``f(x).shape + x.shape``. Cost: ``m`` backward passes, so cheap
     when outputs are few (a loss has one). Reference: Griewank & Walther (2008), ch. 3.
     """
-    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-        raise TypeError(f"x must be a floating torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    x = _check_x(x)
+    _check_f(f)
     xg = x.detach().requires_grad_(True)
-    out = f(xg)
+    out = _output(f(xg), x)
+    if not out.requires_grad or out.numel() == 0:  # f does not depend on x, or has no outputs
+        return torch.zeros(out.shape + x.shape, dtype=x.dtype, device=x.device)
     rows = []
     for i in range(out.numel()):
         u = torch.zeros(out.numel(), dtype=out.dtype, device=out.device)
         u[i] = 1.0
         (g,) = torch.autograd.grad(out, xg, u.reshape(out.shape), retain_graph=True, allow_unused=True)
         rows.append(torch.zeros_like(x) if g is None else g)
-    return torch.stack(rows).reshape(*out.shape, *x.shape)
+    if not all(bool(torch.isfinite(r).all()) for r in rows):
+        raise ValueError("the derivative of f is not finite at x (is f differentiable there?)")
+    return torch.stack(rows).reshape(out.shape + x.shape)  # a tuple: both may be 0-dim
 
 
 def forward_gradient(
@@ -268,10 +343,12 @@ def forward_gradient(
     Reference: Baydin et al. (2022), "Gradients without Backpropagation", eq. (2)
     and Algorithm 1.
     """
-    if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
-        raise TypeError(f"x must be a floating torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    x = _check_x(x)
+    _check_f(f)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     total = torch.zeros_like(x)
     for _ in range(n_samples):
         v = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

@@ -29,6 +29,8 @@ from typing import Sequence
 
 import torch
 
+from .calculus import _check_finite
+
 __all__ = ["stablemax", "log_stablemax", "stablemax_cross_entropy", "zero_gradient_fraction",
            "SavedTensorTracker", "checkpoint_sequential"]
 
@@ -39,6 +41,15 @@ def _check_logits(logits, name: str = "logits") -> None:
     if not isinstance(logits, torch.Tensor) or not torch.is_floating_point(logits):
         raise TypeError(f"{name} must be a floating torch.Tensor, got "
                         f"{getattr(logits, 'dtype', type(logits).__name__)}")
+    _check_finite(name, logits)
+
+
+def _check_dim(x: torch.Tensor, dim) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__} ({dim!r})")
+    ndim = max(x.ndim, 1)  # a 0-dim tensor has the one dimension 0 (or -1), as in torch
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"dim must be in [{-ndim}, {ndim - 1}] for x of shape {tuple(x.shape)}, got {dim}")
 
 
 def _s(x: torch.Tensor) -> torch.Tensor:
@@ -58,6 +69,7 @@ def stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Reference: Prieto et al. (2025), "Grokking at the Edge of Numerical Stability" (StableMax).
     """
     _check_logits(x, "x")
+    _check_dim(x, dim)
     sx = _s(x)
     return sx / sx.sum(dim=dim, keepdim=True)
 
@@ -68,13 +80,14 @@ def log_stablemax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     Reference: Prieto et al. (2025) (StableMax).
     """
     _check_logits(x, "x")
+    _check_dim(x, dim)
     sx = _s(x)
     return torch.log(sx) - torch.log(sx.sum(dim=dim, keepdim=True))
 
 
 def _check_targets(logits: torch.Tensor, targets) -> None:
-    if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (n, k), got {tuple(logits.shape)}")
+    if logits.ndim != 2 or 0 in logits.shape:
+        raise ValueError(f"logits must have shape (n, k) with n, k >= 1, got {tuple(logits.shape)}")
     if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"targets must be an integer tensor, got {getattr(targets, 'dtype', type(targets).__name__)}")
     if targets.shape != (logits.shape[0],):
@@ -151,6 +164,8 @@ class SavedTensorTracker:
     """
 
     def __init__(self, count_parameters: bool = False):
+        if not isinstance(count_parameters, bool):
+            raise TypeError(f"count_parameters must be a bool, got {type(count_parameters).__name__}")
         self.count_parameters = count_parameters
         self.live_bytes = 0
         self.peak_bytes = 0
@@ -243,6 +258,9 @@ def checkpoint_sequential(blocks: Sequence[torch.nn.Module], x: torch.Tensor, se
     Cost" (the sqrt(n) strategy); the same idea as
     ``torch.utils.checkpoint.checkpoint_sequential``.
     """
+    if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
+        raise TypeError(f"blocks must be a non-empty sequence of torch.nn.Module, got "
+                        f"{type(blocks).__name__}")
     blocks = list(blocks)
     if not blocks or not all(isinstance(b, torch.nn.Module) for b in blocks):
         raise TypeError("blocks must be a non-empty sequence of torch.nn.Module")
@@ -250,6 +268,13 @@ def checkpoint_sequential(blocks: Sequence[torch.nn.Module], x: torch.Tensor, se
         raise ValueError(f"segments must be an int in [1, {len(blocks)}], got {segments!r}")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):  # autograd differentiates floating tensors only
+        raise TypeError(f"x must have a floating dtype, got {x.dtype}")
+    _check_finite("x", x)
+    dtypes = {p.dtype for b in blocks for p in b.parameters() if torch.is_floating_point(p)}
+    if dtypes and x.dtype not in dtypes:
+        raise TypeError(f"x must have the dtype of the blocks' parameters {sorted(map(str, dtypes))}, "
+                        f"got {x.dtype}")
     bounds = [round(i * len(blocks) / segments) for i in range(segments + 1)]
     for a, b in zip(bounds[:-1], bounds[1:]):
         group = blocks[a:b]

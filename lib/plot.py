@@ -52,10 +52,33 @@ def use_style() -> None:
 
 def _numpy(name: str, a) -> np.ndarray:
     if isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
-    if isinstance(a, np.ndarray):
-        return a
-    raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(a).__name__}")
+        if a.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            a = a.float()
+        a = a.detach().cpu().numpy()
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(a).__name__}")
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(a)))} NaN or inf entries")
+    return a
+
+
+def _check_ax(ax) -> None:
+    if not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}")
+
+
+def _check_number(name: str, v, positive: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(v).__name__} ({v!r})")
+    try:
+        value = float(v)
+    except OverflowError:  # a Python int beyond float64
+        value = math.inf
+    if not math.isfinite(value) or (positive and not value > 0):
+        raise ValueError(f"{name} must be a {'positive ' if positive else ''}finite number, got {v!r}")
+    return value
 
 
 def scatter2d(ax, x, labels=None, title: str | None = None, s: float = 4, alpha: float = 0.6, **kw):
@@ -64,9 +87,15 @@ def scatter2d(ax, x, labels=None, title: str | None = None, s: float = 4, alpha:
     Sets equal aspect and labels the axes ``x_1``/``x_2``. Returns ``ax``.
     Reference: none (book infrastructure).
     """
+    _check_ax(ax)
     pts = _numpy("x", x)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"x must have shape (n, 2), got {pts.shape}")
+    s = _check_number("s", s, positive=True)
+    if not 0 <= _check_number("alpha", alpha) <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
     if labels is None:
         ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, color=COLORS[0], **kw)
     else:
@@ -94,6 +123,7 @@ def image_grid(ax, images, ncols: int = 10, titles=None, vmin=None, vmax=None, c
     Returns ``ax``.
     Reference: none (book infrastructure).
     """
+    _check_ax(ax)
     imgs = _numpy("images", images).astype(float)
     if imgs.ndim == 4 and imgs.shape[1] == 1:
         imgs = imgs[:, 0]
@@ -108,6 +138,20 @@ def image_grid(ax, images, ncols: int = 10, titles=None, vmin=None, vmax=None, c
     if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int, got {ncols!r}")
     n, side, _ = imgs.shape
+    if titles is not None:  # checked before anything is drawn
+        if isinstance(titles, str) or not hasattr(titles, "__len__"):
+            raise TypeError(f"titles must be a sequence of {n} strings, got {type(titles).__name__}")
+        if len(titles) != n:
+            raise ValueError(f"titles must have {n} entries, got {len(titles)}")
+    for name, v in (("vmin", vmin), ("vmax", vmax)):
+        if v is not None:
+            _check_number(name, v)
+    if vmin is not None and vmax is not None and not vmin < vmax:
+        raise ValueError(f"vmin must be below vmax, got vmin={vmin}, vmax={vmax}")
+    if not isinstance(cmap, (str, matplotlib.colors.Colormap)):
+        raise TypeError(f"cmap must be a colormap name or a Colormap, got {type(cmap).__name__}")
+    if isinstance(cmap, str) and cmap not in matplotlib.colormaps:
+        raise ValueError(f"cmap must name a matplotlib colormap, got {cmap!r}")
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     pad = 1
@@ -120,8 +164,6 @@ def image_grid(ax, images, ncols: int = 10, titles=None, vmin=None, vmax=None, c
     ax.set_yticks([])
     ax.grid(False)
     if titles is not None:
-        if len(titles) != n:
-            raise ValueError(f"titles must have {n} entries, got {len(titles)}")
         for i, t in enumerate(titles):
             r, c = divmod(i, ncols)
             ax.text(c * (side + pad) + side / 2 - 0.5, r * (side + pad) - 0.6, str(t),
@@ -136,13 +178,19 @@ def reference_slope(ax, x0: float, y0: float, slope: float, span: float = 10.0, 
     ``h**2`` of central differences in chapter 1). Returns the line.
     Reference: none (book infrastructure).
     """
-    for name, v in (("x0", x0), ("y0", y0), ("span", span)):
-        if not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    _check_ax(ax)
+    x0, y0, span = (_check_number(name, v, positive=True)
+                    for name, v in (("x0", x0), ("y0", y0), ("span", span)))
+    slope = _check_number("slope", slope)
     xs = np.array([x0, x0 * span])
+    with np.errstate(all="ignore"):
+        ys = y0 * (xs / x0) ** slope
+    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys)) and np.all(ys > 0)):
+        raise ValueError(f"the line from x0={x0}, y0={y0} with slope={slope} over span={span} leaves the "
+                         "positive float64 range (log axes need 0 < x, y < inf)")
     kw.setdefault("color", "0.4")
     kw.setdefault("linestyle", "--")
-    (line,) = ax.loglog(xs, y0 * (xs / x0) ** slope, label=label, **kw)
+    (line,) = ax.loglog(xs, ys, label=label, **kw)
     return line
 
 

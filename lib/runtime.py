@@ -74,6 +74,33 @@ def device() -> torch.device:
     return dev
 
 
+def _check_device(device, name: str = "device") -> torch.device | None:
+    """A ``device`` argument (None, a str or a torch.device) as a device this machine has.
+
+    For the functions that take one (the data sets, the eigen-solvers); None stays None.
+    Raises TypeError for another type, ValueError for a name torch does not know or a
+    device that is not here.
+    """
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be None, a str or a torch.device, got {type(device).__name__} "
+                        f"({device!r})")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name} must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    if dev.type == "cuda" and (not torch.cuda.is_available()
+                               or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name}={device!r} but this machine has {torch.cuda.device_count()} "
+                         "visible CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={device!r} but MPS is not available here")
+    return dev
+
+
 def seed(n: int) -> int:
     """Seed Python's ``random``, NumPy and torch (all devices) with ``n``.
 
@@ -113,11 +140,14 @@ def scale() -> str:
     return value
 
 
+_MAX_THREADS = 1024  # more is a typo: torch would start that many threads on its next parallel op
+
+
 def threads() -> int:
     """Number of CPU threads for torch: ``BOOK_THREADS`` if set, else 1.
 
     See the module docstring for the measurement behind the default.
-    Raises ValueError when ``BOOK_THREADS`` is not a positive integer.
+    Raises ValueError when ``BOOK_THREADS`` is not an integer in [1, 1024].
     Reference: none (book infrastructure).
     """
     raw = os.environ.get("BOOK_THREADS", "").strip()
@@ -127,8 +157,8 @@ def threads() -> int:
         n = int(raw)
     except ValueError:
         n = 0
-    if n < 1:
-        raise ValueError(f"BOOK_THREADS must be a positive integer; got {raw!r}")
+    if not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"BOOK_THREADS must be a positive integer up to {_MAX_THREADS}; got {raw!r}")
     return n
 
 

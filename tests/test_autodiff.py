@@ -775,3 +775,99 @@ def test_training_step_at_most_3x_torch(digits):
     ratio = statistics.median(times[ours]) / statistics.median(times[theirs])
     print(f"autodiff step / torch step = {ratio:.2f}")
     assert ratio <= 3.0, ratio
+
+
+# ================================================================== found by tests/test_fuzz.py
+
+
+def test_value_refuses_non_finite_data_and_overflow():
+    with pytest.raises(ValueError, match="Value data must be finite, got nan"):
+        Value(float("nan"))
+    with pytest.raises(ValueError, match="Value data must be finite, got inf"):
+        Value(np.float64("inf"))
+    with pytest.raises(ValueError, match="must fit a float64"):
+        Value(10**400)
+    with pytest.raises(ValueError, match=r"Value \*: the result overflows float64"):
+        Value(1e200) * 1e200
+    with pytest.raises(OverflowError):  # also a ValueError, as every bad input in lib
+        Value(1e200) ** 2
+    with pytest.raises(ValueError, match=r"exp\(710.0\) overflows float64"):
+        Value(710.0).exp()
+    with pytest.raises(ValueError, match="Value \\*\\* exponent must be finite, got nan"):
+        Value(2.0) ** float("nan")
+    x = Value(0.0)
+    y = x**0.5 * 0.0  # an infinite slope times a zero one
+    with pytest.raises(ValueError, match="gradient of a .* node is not finite"):
+        y.backward()
+    assert (Value(1.7) ** np.float32(1.0)).data == 1.7  # NumPy exponents do not round to float32
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns of the overflow, then Tensor refuses it
+def test_tensor_refuses_non_finite_data_and_results():
+    with pytest.raises(ValueError, match="Tensor data must be finite, got 1 NaN entries"):
+        Tensor([1.0, float("nan")])
+    with pytest.raises(ValueError, match="Tensor data must be finite, got 1 inf entries"):
+        Tensor(np.array([0.0, -np.inf]), requires_grad=False)
+    with pytest.raises(TypeError, match="Tensor data must be a number or a rectangular nested list"):
+        Tensor([None, 1.0])
+    with pytest.raises(ValueError, match=r"Tensor \*: the result has 1 non-finite entries"):
+        Tensor([1e200]) * 1e200
+    with pytest.raises(ValueError, match=r"Tensor /: the result has 1 non-finite entries"):
+        Tensor([1.0]) / 0
+    with pytest.raises(ValueError, match="Tensor data must be finite"):
+        Tensor([1.0]) + np.array([np.nan])
+    with pytest.raises(ValueError, match=r"Tensor \*\* exponent must be finite"):
+        Tensor([1.0]) ** float("inf")
+    with pytest.raises(ValueError, match="mean over an empty set"):
+        Tensor(np.zeros((0, 2))).mean()
+    with pytest.raises(ValueError, match="mean over an empty set"):
+        Tensor(np.zeros((3, 0))).mean(axis=1)
+    x = Tensor([0.0, 1.0])
+    with pytest.raises(ValueError, match="gradient of a .* node is not finite"):
+        (x**0.5).sum().backward()
+
+
+def test_tensor_methods_check_their_arguments():
+    t = Tensor(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="keepdims must be a bool, got str"):
+        t.sum(0, keepdims="yes")
+    with pytest.raises(ValueError, match=r"sizes must be in \[0, 2\*\*63\) or -1"):
+        t.reshape(-2, 3)
+    with pytest.raises(TypeError, match="reshape expects ints"):
+        t.reshape("a")
+    with pytest.raises(ValueError, match=r"sizes must be in \[0, 2\*\*63\)"):
+        t.reshape(2**70)
+    y = t * 2
+    with pytest.raises(ValueError, match="grad must be finite, got 1 NaN entries"):
+        y.backward(np.array([[1.0, np.nan, 1.0], [1.0, 1.0, 1.0]]))
+    with pytest.raises(TypeError, match="grad must hold real numbers, got dtype <U1"):
+        y.backward(np.full((2, 3), "a"))
+    with pytest.raises(TypeError, match="grad must be an array of shape"):
+        y.backward("a")
+    with pytest.raises(TypeError, match="axis must be an int, got float"):
+        log_softmax(t, axis=1.0)
+    with pytest.raises(ValueError, match="needs at least one entry along axis 1"):
+        log_softmax(Tensor(np.zeros((2, 0))), axis=1)
+
+
+def test_mlp_and_sgd_step_refuse_overflow_and_bad_types():
+    with pytest.raises(TypeError, match="dtype must be a NumPy floating dtype, got 'bogus'"):
+        MLP([2, 3], dtype="bogus")
+    with pytest.raises(ValueError, match="each below 2\\*\\*63"):
+        MLP([2, 2**64])
+    mlp = MLP([2, 3], seed=0, dtype=np.float64)
+    mlp(np.ones((1, 2))).sum().backward()
+    with pytest.raises(TypeError, match="params must be a list of Tensors, got NoneType"):
+        sgd_step(None, 0.1)
+    with pytest.raises(TypeError, match="params must be a list of Tensors, got Tensor"):
+        sgd_step(mlp.weights[0], 0.1)
+    with pytest.raises(ValueError, match="lr must fit a float64"):
+        sgd_step(mlp.parameters(), 10**400)
+    before = mlp.weights[0].data.copy()
+    mlp.weights[0].grad[0, 0] = 1e308
+    with pytest.raises(ValueError, match=r"lr=1e\+300 times params\[0\].grad overflows float64"):
+        sgd_step(mlp.parameters(), 1e300)
+    mlp.weights[0].grad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"params\[0\].grad must be finite"):
+        sgd_step(mlp.parameters(), 0.1)
+    assert np.array_equal(mlp.weights[0].data, before)  # refused before any update

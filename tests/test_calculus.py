@@ -162,3 +162,57 @@ def test_step_lost_to_rounding_is_refused():
         calculus.finite_difference(lambda x: x.sum(), torch.tensor([1.5]), h=1e-17)
     with pytest.raises(ValueError, match="lost to rounding"):
         calculus.jacobian_fd(lambda x: x * 2, torch.tensor([1.5]), h=1e-17, scheme="forward")
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+def test_refuses_non_finite_input_and_output():
+    f = lambda x: x.sum()  # noqa: E731
+    with pytest.raises(ValueError, match=r"x must be finite, got a tensor with 1 NaN and 1 inf entries"):
+        calculus.finite_difference(f, torch.tensor([math.nan, math.inf, 1.0]))
+    with pytest.raises(ValueError, match="x must be finite"):
+        calculus.gradcheck(f, torch.tensor([1.0, -math.inf]))
+    with pytest.raises(ValueError, match="f returned a non-finite value at x"):
+        calculus.jacobian_fd(lambda x: x * math.nan, torch.ones(2))
+    with pytest.raises(ValueError, match=r"f returned a non-finite value at x \+ i h e_0"):
+        calculus.complex_step(lambda x: (x * 0).sum() + math.inf, torch.ones(2))
+    with pytest.raises(ValueError, match="gradcheck: f returned a non-finite value"):
+        calculus.gradcheck(lambda x: x.sum() * math.nan, torch.ones(2))
+    with pytest.raises(ValueError, match="autograd's derivative of f is not finite"):
+        calculus.gradcheck(lambda x: x.abs().sqrt().sum(), torch.tensor([0.0, 1.0]))
+
+
+def test_refuses_bad_steps_tolerances_and_dtypes():
+    f = lambda x: x.sum()  # noqa: E731
+    with pytest.raises(ValueError, match="positive finite"):
+        calculus.finite_difference(f, torch.ones(2), h=math.inf)
+    with pytest.raises(ValueError, match="positive finite"):
+        calculus.complex_step(f, torch.ones(2), h=10**400)
+    with pytest.raises(ValueError, match=r"h=1e-300 is not representable in torch.float32"):
+        calculus.complex_step(f, torch.ones(2, dtype=torch.float32), h=1e-300)
+    with pytest.raises(ValueError, match="rtol must be a non-negative finite number, got nan"):
+        calculus.gradcheck(f, torch.ones(2), rtol=math.nan)
+    with pytest.raises(TypeError, match="f must return a tensor, got str"):
+        calculus.finite_difference(lambda x: "f", torch.ones(2))
+    with pytest.raises(TypeError, match="dtype must be a real floating torch.dtype, got torch.int64"):
+        calculus.default_step(torch.int64)
+    with pytest.raises(TypeError, match="dtype must be a real floating"):
+        calculus.default_step(None)
+
+
+def test_gradcheck_report_checks_its_fields():
+    with pytest.raises(TypeError, match="ok must be a bool"):
+        calculus.GradcheckReport(1, 0.0, 0.0, (), 0.0, 0.0)
+    with pytest.raises(ValueError, match="max_abs_error must be non-negative, got nan"):
+        calculus.GradcheckReport(True, math.nan, 0.0, (), 0.0, 0.0)
+    with pytest.raises(TypeError, match="index must be a tuple of ints"):
+        calculus.GradcheckReport(True, 0.0, 0.0, [0], 0.0, 0.0)
+    assert calculus.GradcheckReport(False, 1.0, math.inf, (0,), 1.0, 0.0).max_rel_error == math.inf
+
+
+def test_zero_dim_x():
+    x = torch.tensor(0.7)
+    assert calculus.jacobian_fd(torch.sin, x).shape == ()
+    assert calculus.finite_difference(torch.sin, x).item() == pytest.approx(math.cos(0.7), rel=1e-8)
+    report = calculus.gradcheck(torch.sin, x)
+    assert report.ok and report.index == ()

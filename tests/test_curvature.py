@@ -362,3 +362,77 @@ def test_float32_network_keeps_dtype():
     assert vals.dtype == vecs.dtype == grid.dtype == p.dtype == torch.float32
     dense = torch.linalg.eigvalsh(cv.hessian(f, theta).double()).flip(0)
     torch.testing.assert_close(vals.double(), dense[:2], rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+def _quartic(x):
+    return (x**4).sum()
+
+
+def test_refuses_non_finite_input_and_output():
+    x = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="x must be finite, got a tensor with 1 NaN entries"):
+        cv.hvp(_quartic, torch.tensor([1.0, math.nan]), torch.ones(2))
+    with pytest.raises(ValueError, match="v must be finite"):
+        cv.hvp(_quartic, x, torch.full((3,), math.inf, dtype=torch.float64))
+    with pytest.raises(ValueError, match="f returned a non-finite value"):
+        cv.hessian(lambda x: x.sum() * math.nan, x)
+    with pytest.raises(ValueError, match="Hessian-vector product of f is not finite"):
+        cv.hvp(lambda x: (x.abs() ** 1.5).sum(), torch.zeros(3), x, mode="fwd-rev")
+    with pytest.raises(ValueError, match="params must be finite"):
+        cv.ggn_vp(torch.tanh, _quartic, torch.tensor([math.inf]), torch.ones(1))
+    with pytest.raises(ValueError, match="grid must be finite"):
+        cv.spectral_density(_quartic, x, grid=torch.tensor([0.0, math.nan], dtype=torch.float64))
+
+
+def test_ggn_vp_names_the_function_at_fault():
+    p = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="loss_fn must return a scalar"):
+        cv.ggn_vp(torch.tanh, lambda z: z * z, p, p)
+    with pytest.raises(ValueError, match="loss_fn returned a non-finite value"):
+        cv.ggn_vp(torch.tanh, lambda z: z.sum() * math.nan, p, p)
+    with pytest.raises(TypeError, match="model_fn must return a floating tensor, got str"):
+        cv.ggn_vp(lambda p: "z", _quartic, p, p)
+    with pytest.raises(ValueError, match="model_fn's output must be finite"):
+        cv.ggn_vp(lambda p: p * math.inf, _quartic, p, p)
+
+
+def test_eigen_solvers_check_matvec_and_their_options():
+    good = lambda q: 2 * q  # noqa: E731
+    with pytest.raises(ValueError, match="matvec must return 4 entries"):
+        cv.lanczos(lambda q: q[:-1], 4, 2)
+    with pytest.raises(ValueError, match="matvec's output must be finite"):
+        cv.power_iteration(lambda q: q * math.nan, 4)
+    with pytest.raises(TypeError, match="matvec must return a torch.Tensor, got list"):
+        cv.lanczos(lambda q: [0.0], 4, 2)
+    with pytest.raises(TypeError, match="matvec must be callable"):
+        cv.lanczos("A", 4, 2)
+    with pytest.raises(TypeError, match="dtype must be None or a real floating torch.dtype"):
+        cv.lanczos(good, 4, 2, dtype=torch.int64)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"):
+        cv.lanczos(good, 4, 2, device="gpu")
+    with pytest.raises(TypeError, match="generator must be None or a torch.Generator, got str"):
+        cv.power_iteration(good, 4, generator="seed")
+    with pytest.raises(ValueError, match="shift must be a finite number, got nan"):
+        cv.power_iteration(good, 4, shift=math.nan)
+    with pytest.raises(TypeError, match="shift must be a number, got str"):
+        cv.power_iteration(good, 4, shift="1.5")
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        cv.lanczos(good, 2**64, 2)
+    with pytest.raises(ValueError, match="v0 must be finite"):
+        cv.lanczos(good, 2, 2, v0=torch.tensor([1.0, math.nan]))
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        cv.top_eigenvalues(_quartic, torch.ones(3, dtype=torch.float16))
+
+
+def test_loss_as_function_checks_its_tensors():
+    model = torch.nn.Linear(3, 1)
+    mse = lambda z, y: ((z - y) ** 2).mean()  # noqa: E731
+    with pytest.raises(ValueError, match="inputs must be finite"):
+        cv.loss_as_function(model, mse, torch.full((2, 3), math.nan), torch.zeros(2, 1))
+    with pytest.raises(TypeError, match="targets must be a torch.Tensor, got list"):
+        cv.loss_as_function(model, mse, torch.zeros(2, 3), [0.0, 1.0])
+    f, theta0 = cv.loss_as_function(model, mse, torch.zeros(2, 3), torch.zeros(2, 1))
+    with pytest.raises(TypeError, match="theta must have the parameters' dtype torch.float32"):
+        f(theta0.double())

@@ -161,3 +161,48 @@ def test_one_hot_pairs():
         data.one_hot_pairs(torch.tensor([0, 1]), 3)
     with pytest.raises(TypeError, match="integer tensor"):
         data.one_hot_pairs(torch.tensor([[0.0, 1.0]]), 3)
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+
+def test_refuses_non_finite_parameters():
+    with pytest.raises(ValueError, match="means must be finite"):
+        data.gaussian_mixture(10, [[0.0, math.nan]])
+    with pytest.raises(ValueError, match="std must be finite"):
+        data.gaussian_mixture(10, [[0.0, 0.0]], std=math.inf)
+    with pytest.raises(ValueError, match="weights must be finite"):
+        data.gaussian_mixture(10, [[0.0], [1.0]], weights=[math.nan, 1.0])
+    with pytest.raises(ValueError, match="radius must be finite"):
+        data.ring_of_gaussians(10, radius=math.inf)
+    with pytest.raises(ValueError, match="noise must be finite"):
+        data.two_moons(10, noise=math.inf)
+    with pytest.raises(ValueError, match="radii must be finite"):
+        data.rings(10, radii=[1.0, math.nan])
+    with pytest.raises(ValueError, match="noise must be finite"):
+        data.rings(10, noise=10**400)
+
+
+def test_refuses_malformed_arguments():
+    with pytest.raises(TypeError, match="means must be a number, a \\(nested\\) list"):
+        data.gaussian_mixture(10, None)
+    with pytest.raises(TypeError, match="means must hold real numbers"):
+        data.gaussian_mixture(10, [[0.0, 1.0], [2.0]])
+    with pytest.raises(TypeError, match="radii must be a number"):
+        data.rings(10, radii="12")
+    with pytest.raises(ValueError, match="n must be >= 2, got 18446744073709551616"):
+        data.two_moons(2**64)
+    with pytest.raises(TypeError, match="flatten must be a bool, got str"):
+        data.digits(flatten="no")
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'gpu'"):
+        data.modular_table(7, device="gpu")
+    with pytest.raises(TypeError, match="device must be None, a str or a torch.device, got int"):
+        data.two_moons(10, device=1)
+    with pytest.raises(ValueError, match=r"entries of pairs must lie in \[0, 3\)"):
+        data.one_hot_pairs(torch.tensor([[0, 3]]), 3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_refuses_a_missing_device():
+    with pytest.raises(ValueError, match="this machine has 0 visible CUDA device"):
+        data.rings(10, device="cuda")

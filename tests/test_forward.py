@@ -165,3 +165,72 @@ def test_tensor_errors():
         fw.forward_gradient(torch.sin, x)
     with pytest.raises(TypeError, match="floating"):
         fw.jacobian_reverse(torch.sin, torch.ones(2, dtype=torch.long))
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+def test_dual_refuses_nan_overflow_and_domain_errors():
+    with pytest.raises(ValueError, match="Dual primal must not be NaN"):
+        Dual(math.nan)
+    with pytest.raises(ValueError, match="Dual primal must be finite, got inf"):
+        Dual(math.inf, 1.0)
+    with pytest.raises(ValueError, match="Dual tangent must not be NaN"):
+        Dual(1.0, math.nan)
+    with pytest.raises(ValueError, match="must fit a float64"):
+        Dual(10**400)
+    with pytest.raises(ValueError, match="Dual primal must be finite"):
+        Dual(1e200) * Dual(1e200)
+    with pytest.raises(ValueError, match=r"negative base \(-1.0\) needs an integer exponent"):
+        Dual(-1.0, 1.0) ** 0.5
+    with pytest.raises(ValueError, match="overflows float64"):
+        Dual(1e200, 1.0) ** 2
+    with pytest.raises(ValueError, match=r"exp\(1000.0\) overflows float64"):
+        fw.exp(Dual(1000.0, 1.0))
+    with pytest.raises(ValueError, match="sin argument must not be NaN"):
+        fw.sin(math.nan)
+    assert fw.sqrt(Dual(0.0, 1.0)).tangent == math.inf  # an infinite slope is the right answer
+
+
+def test_derivative_refuses_non_finite_x_and_bad_f():
+    with pytest.raises(ValueError, match="x must be finite"):
+        fw.derivative(fw.sin, math.inf)
+    with pytest.raises(ValueError, match="f returned a non-finite value"):
+        fw.derivative(lambda d: math.nan, 1.0)
+    with pytest.raises(TypeError, match="f must return a Dual or a real number, got str"):
+        fw.derivative(lambda d: "a", 1.0)
+    with pytest.raises(TypeError, match="f must be callable"):
+        fw.derivative("sin", 1.0)
+
+
+def test_tensor_functions_refuse_non_finite_and_bad_types():
+    x = torch.ones(3)
+    with pytest.raises(ValueError, match="x must be finite, got a tensor with 1 NaN entries"):
+        fw.jvp(torch.sin, torch.tensor([1.0, math.nan]), torch.ones(2))
+    with pytest.raises(ValueError, match="v must be finite"):
+        fw.jvp(torch.sin, x, torch.full((3,), math.inf))
+    with pytest.raises(TypeError, match="v must have a floating dtype"):
+        fw.jvp(torch.sin, x, torch.ones(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="f returned a non-finite value at x"):
+        fw.jvp(lambda x: x * math.nan, x, x)
+    with pytest.raises(ValueError, match="derivative of f along v is not finite"):
+        fw.jvp(lambda x: x.sqrt(), torch.zeros(3), x)
+    with pytest.raises(ValueError, match="u must be finite"):
+        fw.vjp(torch.sin, x, torch.full((3,), math.nan))
+    with pytest.raises(TypeError, match="f must return a tensor, got str"):
+        fw.vjp(lambda x: "y", x, x)
+    with pytest.raises(TypeError, match="f must return a tensor, got list"):
+        fw.jacobian_reverse(lambda x: [x], x)
+    with pytest.raises(ValueError, match="x must be finite"):
+        fw.jacobian_forward(torch.sin, torch.tensor([math.inf]))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got str"):
+        fw.forward_gradient(lambda x: x.sum(), x, generator="seed")
+
+
+def test_jacobians_of_edge_cases():
+    x = torch.tensor(0.3, dtype=torch.float64)
+    assert fw.jacobian_forward(torch.sin, x).item() == pytest.approx(math.cos(0.3))
+    assert fw.jacobian_reverse(torch.sin, x).item() == pytest.approx(math.cos(0.3))
+    const = lambda x: torch.ones(2, dtype=x.dtype)  # noqa: E731 (does not depend on x)
+    assert torch.equal(fw.jacobian_reverse(const, torch.ones(3)), torch.zeros(2, 3))
+    assert fw.jacobian_forward(lambda x: x * 2, torch.ones(0)).shape == (0, 0)
+    assert fw.jacobian_reverse(lambda x: x * 2, torch.ones(0)).shape == (0, 0)

@@ -175,3 +175,42 @@ def test_checkpoint_errors():
         numerics.checkpoint_sequential([torch.tanh], torch.randn(2, 64), 1)
     with pytest.raises(TypeError, match="torch.Tensor"):
         numerics.checkpoint_sequential(blocks, [1.0], 1)
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+def test_refuses_non_finite_logits_and_bad_dims():
+    with pytest.raises(ValueError, match="x must be finite, got a tensor with 1 NaN entries"):
+        numerics.stablemax(torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match="x must be finite"):
+        numerics.log_stablemax(torch.tensor([0.0, float("inf")]))
+    with pytest.raises(ValueError, match="logits must be finite"):
+        numerics.stablemax_cross_entropy(torch.tensor([[0.0, float("inf")]]), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"dim must be in \[-1, 0\]"):
+        numerics.stablemax(torch.ones(3), dim=1)
+    with pytest.raises(TypeError, match="dim must be an int, got float"):
+        numerics.log_stablemax(torch.ones(3), dim=0.0)
+    assert numerics.stablemax(torch.tensor(2.0)).item() == 1.0  # 0-dim: dim 0 or -1, as in torch
+
+
+def test_refuses_empty_batches():
+    with pytest.raises(ValueError, match=r"with n, k >= 1, got \(0, 3\)"):
+        numerics.stablemax_cross_entropy(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"with n, k >= 1, got \(0, 3\)"):
+        numerics.zero_gradient_fraction(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+
+
+def test_tracker_and_checkpoint_check_their_arguments():
+    with pytest.raises(TypeError, match="count_parameters must be a bool, got str"):
+        numerics.SavedTensorTracker("yes")
+    layer = torch.nn.Linear(3, 3)
+    with pytest.raises(TypeError, match="blocks must be a non-empty sequence of torch.nn.Module, got Linear"):
+        numerics.checkpoint_sequential(layer, torch.ones(2, 3), 1)
+    with pytest.raises(TypeError, match="blocks must be a non-empty sequence of torch.nn.Module, got NoneType"):
+        numerics.checkpoint_sequential(None, torch.ones(2, 3), 1)
+    with pytest.raises(TypeError, match="x must have a floating dtype, got torch.int64"):
+        numerics.checkpoint_sequential([layer], torch.ones(2, 3, dtype=torch.long), 1)
+    with pytest.raises(TypeError, match=r"x must have the dtype of the blocks' parameters \['torch.float32'\]"):
+        numerics.checkpoint_sequential([layer], torch.ones(2, 3, dtype=torch.float64), 1)
+    with pytest.raises(ValueError, match="x must be finite"):
+        numerics.checkpoint_sequential([layer], torch.full((2, 3), float("nan")), 1)

@@ -70,3 +70,53 @@ def test_reference_slope(ax):
     assert np.allclose(ys[1] / ys[0], (xs[1] / xs[0]) ** 2)
     with pytest.raises(ValueError, match="x0"):
         plot.reference_slope(ax, -1.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+
+def test_scatter2d_refuses_non_finite_points_and_bad_options(ax):
+    x = torch.randn(5, 2)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot.scatter2d(None, x)
+    with pytest.raises(ValueError, match="x must be finite, got 1 NaN or inf entries"):
+        plot.scatter2d(ax, torch.tensor([[0.0, float("nan")], [1.0, 1.0]]))
+    with pytest.raises(TypeError, match="x must hold real numbers, got dtype complex64"):
+        plot.scatter2d(ax, np.zeros((3, 2), np.complex64))
+    with pytest.raises(ValueError, match="labels must be finite"):
+        plot.scatter2d(ax, x, np.full(5, np.nan))
+    with pytest.raises(ValueError, match="s must be a positive finite number"):
+        plot.scatter2d(ax, x, s=0)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        plot.scatter2d(ax, x, alpha=1.5)
+    with pytest.raises(TypeError, match="title must be a str or None, got int"):
+        plot.scatter2d(ax, x, title=5)
+    assert not ax.collections  # refused before drawing
+
+
+def test_image_grid_checks_options_before_drawing(ax):
+    imgs = torch.rand(3, 64)
+    with pytest.raises(TypeError, match="titles must be a sequence of 3 strings, got int"):
+        plot.image_grid(ax, imgs, titles=3)
+    with pytest.raises(ValueError, match="titles must have 3 entries"):
+        plot.image_grid(ax, imgs, titles=["a"])
+    with pytest.raises(ValueError, match="vmin must be a finite number"):
+        plot.image_grid(ax, imgs, vmin=float("nan"))
+    with pytest.raises(ValueError, match="cmap must name a matplotlib colormap, got 'nope'"):
+        plot.image_grid(ax, imgs, cmap="nope")
+    with pytest.raises(ValueError, match="images must be finite"):
+        plot.image_grid(ax, torch.full((3, 64), float("inf")))
+    assert not ax.images
+
+
+def test_reference_slope_refuses_non_finite_lines(ax):
+    with pytest.raises(ValueError, match="slope must be a finite number, got nan"):
+        plot.reference_slope(ax, 1.0, 1.0, float("nan"))
+    with pytest.raises(ValueError, match="x0 must be a positive finite number"):
+        plot.reference_slope(ax, float("inf"), 1.0, 1.0)
+    with pytest.raises(TypeError, match="y0 must be a number, got bool"):
+        plot.reference_slope(ax, 1.0, True, 1.0)
+    with pytest.raises(ValueError, match="leaves the positive float64 range"):
+        plot.reference_slope(ax, 1.0, 1.0, 1e5, span=1e3)
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot.reference_slope("ax", 1.0, 1.0, 1.0)

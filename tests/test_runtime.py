@@ -94,3 +94,29 @@ def test_configure_threads_applies(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ found by tests/test_fuzz.py
+
+
+def test_threads_refuses_huge_values(monkeypatch):
+    for bad in ("99999999999999999999", "1025"):
+        monkeypatch.setenv("BOOK_THREADS", bad)
+        with pytest.raises(ValueError, match="up to 1024"):
+            runtime.threads()
+    monkeypatch.setenv("BOOK_THREADS", "1024")
+    assert runtime.threads() == 1024
+
+
+def test_check_device_of_device_arguments():
+    assert runtime._check_device(None) is None
+    assert runtime._check_device("cpu") == torch.device("cpu")
+    with pytest.raises(TypeError, match="device must be None, a str or a torch.device, got int"):
+        runtime._check_device(0)
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got 'meta'"):
+        runtime._check_device("meta")
+    with pytest.raises(ValueError, match="got 'tpu'"):
+        runtime._check_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="visible CUDA device"):
+            runtime._check_device("cuda:0")
