@@ -21,11 +21,12 @@ ALLOWED = ("_build/", ".venv/", "node_modules/", "book/_vendor/")
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
 def test_no_files_outside_build():
-    status = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+    # -z: NUL-separated, unquoted paths; untracked and ignored folders are listed whole
+    status = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--ignored"],
                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
     stray = []
-    for line in status.splitlines():
-        code, path = line[:2], line[3:]
+    for entry in filter(None, status.split("\0")):
+        code, path = entry[:2], entry[3:]
         if code not in ("??", "!!"):
             continue  # tracked files are the developer's business
         if path.startswith(ALLOWED) or ".egg-info/" in path:
