@@ -30,7 +30,6 @@ from benchmarks.common import pending  # noqa: E402
 # rows whose lib module does not exist yet; a part's issue replaces its line
 # with a benchmarks/bench_<module>.py
 PENDING = [
-    pending("ode.odeint rk4/dopri5 and odeint_adjoint vs torchdiffeq", 1.5, "lib/ode.py (Part III)"),
     pending("diffusion DDIM loop vs diffusers DDIMScheduler", 1.2, "lib/diffusion.py (Part VI)"),
 ]
 
