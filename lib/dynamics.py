@@ -257,6 +257,8 @@ def gd_with_sharpness(f: ScalarFn, theta0: torch.Tensor, lr: float, steps: int, 
             if loss.numel() != 1:
                 raise ValueError(f"f must return a scalar (one element), got shape {tuple(loss.shape)}")
             if not torch.isfinite(loss).all():
+                if t == 0:
+                    raise ValueError("f returned a non-finite loss at theta0 (step 0), before any step")
                 raise ValueError(f"the loss became non-finite at step {t}: gradient descent "
                                  f"diverged (lr = {lr} too large?)")
             g = (torch.autograd.grad(loss.reshape(()), x, allow_unused=True)[0]

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .data import Split, one_hot_pairs
+from .runtime import _check_device
 
 __all__ = ["per_example_gradients", "coherence", "modular_mlp", "train_modular", "fourier_spectrum",
            "fourier_concentration"]
@@ -175,6 +176,7 @@ def modular_mlp(p: int, hidden: int = 256, generator: torch.Generator | None = N
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     net = torch.nn.Sequential(torch.nn.Linear(2 * p, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, p))
+    device = _check_device(device)
     draw_on = generator.device if generator is not None else (device or "cpu")
     with torch.no_grad():
         for layer in (net[0], net[2]):

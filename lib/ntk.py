@@ -40,6 +40,8 @@ from typing import Sequence
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from .runtime import _check_device
+
 __all__ = ["jacobian", "empirical_ntk", "ntk_change", "NTKLinear", "ntk_mlp", "kernel_flow"]
 
 _LAYOUTS = ("flat", "blocks")
@@ -141,6 +143,7 @@ def empirical_ntk(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor | N
     """
     if layout not in _LAYOUTS:
         raise ValueError(f"layout must be one of {_LAYOUTS}, got {layout!r}")
+    _check_tensor("x1", x1, min_ndim=1)
     J1 = jacobian(model, x1, chunk_size=chunk_size)
     if x2 is None:
         J2 = J1
@@ -201,6 +204,7 @@ class NTKLinear(torch.nn.Module):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        device = _check_device(device)
         gen_device = generator.device if generator is not None else device
         w = torch.randn(out_features, in_features, generator=generator, dtype=dtype, device=gen_device)
         b = torch.randn(out_features, generator=generator, dtype=dtype, device=gen_device)
@@ -273,7 +277,9 @@ def kernel_flow(theta: torch.Tensor, f0: torch.Tensor, y: torch.Tensor,
         times = _check_tensor("t", t.to(theta.dtype))
         if times.ndim > 1:
             raise ValueError(f"t must be a number or a 1-D tensor of times, got shape {tuple(times.shape)}")
-    elif isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+    elif isinstance(t, (int, float)) and not isinstance(t, bool):
+        if not math.isfinite(t):
+            raise ValueError(f"t must be finite, got {t}")
         times = torch.tensor(float(t), dtype=theta.dtype, device=theta.device)
     else:
         raise TypeError(f"t must be a finite number or a tensor of times, got {type(t).__name__} ({t!r})")

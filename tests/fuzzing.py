@@ -21,7 +21,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -239,3 +239,106 @@ def _gen(arg):
     if arg.value == "generator":
         arg.value = torch.Generator().manual_seed(0)
     return arg
+
+
+# ---------------------------------------------------------------- table-driven fuzzing
+#
+# For functions whose arguments are easiest described by a valid value and a list
+# of values that must be refused: :func:`mutated` draws a call in which none, one
+# or two arguments are replaced by a bad (or unusual) value, and :func:`expect`
+# holds the call to the rule as for the hand-drawn arguments above.
+
+class Fresh:
+    """A value made anew for every draw (tensors are mutable; hypothesis replays draws)."""
+
+    def __init__(self, make: Callable[[], Any], note: str = ""):
+        self.make, self.note = make, note
+
+    def __repr__(self) -> str:
+        return self.note or "fresh"
+
+
+@dataclass
+class Param:
+    """One argument of a table-driven fuzz: ``make()`` a valid value; ``bad``/``maybe`` alternatives."""
+
+    make: Callable[[], Any]
+    bad: Sequence = ()
+    maybe: Sequence = ()
+    words: tuple = ()
+
+
+def _is_nonfinite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+        return not finite(value)
+    return False
+
+
+def mutated(data, params: dict, max_bad: int = 2) -> dict:
+    """Arguments for one call: each valid, except up to ``max_bad`` drawn from their ``bad``/``maybe`` lists."""
+    names = [n for n, p in params.items() if p.bad or p.maybe]
+    k = data.draw(st.integers(0, min(max_bad, len(names))), label="how many bad")
+    chosen = data.draw(st.lists(st.sampled_from(names), min_size=k, max_size=k, unique=True),
+                       label="which") if k else []
+    args = {}
+    for name, p in params.items():
+        if name not in chosen:
+            args[name] = Arg(p.make(), OK, words=p.words or (name,))
+            continue
+        pool = [(i, BAD) for i in range(len(p.bad))] + [(len(p.bad) + i, MAYBE) for i in range(len(p.maybe))]
+        i, verdict = data.draw(st.sampled_from(pool), label=name)
+        raw = (list(p.bad) + list(p.maybe))[i]
+        value = raw.make() if isinstance(raw, Fresh) else raw
+        args[name] = Arg(value, verdict, words=p.words or (name,), nonfinite=_is_nonfinite(value),
+                         raises=value is _boom, note=repr(raw) if isinstance(raw, Fresh) else "")
+    return args
+
+
+def tensor_bads(make: Callable[[], torch.Tensor], wrong_shapes: Sequence = (), optional: bool = False) -> list:
+    """The usual refusals for a floating tensor argument: NaN, inf, integer dtype, not a tensor, wrong shapes.
+
+    ``optional``: None is a valid value (not refused)."""
+    def poisoned(v):
+        def mk():
+            t = make().detach().clone()
+            t.reshape(-1)[0] = v
+            return t
+        return mk
+    out = [Fresh(poisoned(math.nan), "nan entry"), Fresh(poisoned(math.inf), "inf entry"),
+           Fresh(lambda: make().detach().round().to(torch.int64), "int64 tensor"), "x", [1.0, 2.0]]
+    out += [] if optional else [None]
+    out += [Fresh(lambda s=s: torch.zeros(s, dtype=torch.float64), f"zeros{tuple(s)}") for s in wrong_shapes]
+    return out
+
+
+NUMBER_WRONG = (None, "1", [1.0], True)
+
+
+def positive_bads(zero_ok: bool = False) -> list:
+    """Refusals for a positive real number (``zero_ok``: for a non-negative one)."""
+    return ([] if zero_ok else [0.0]) + [-1.0, math.nan, math.inf, *NUMBER_WRONG]
+
+
+def count_bads(low: int = 1) -> list:
+    """Refusals for an integer count that must be >= ``low``."""
+    return [low - 1, -5, 1.5, "3", None, True]
+
+
+def all_finite(out) -> None:
+    """Every tensor or float in ``out`` (nested in tuples, lists, dicts, dataclasses) is finite."""
+    if isinstance(out, torch.Tensor):
+        if out.is_floating_point() or out.is_complex():
+            assert finite(out), f"non-finite result {_short(out)}"
+    elif isinstance(out, float):
+        assert math.isfinite(out), f"non-finite result {out}"
+    elif isinstance(out, (tuple, list)):
+        for o in out:
+            all_finite(o)
+    elif isinstance(out, dict):
+        for o in out.values():
+            all_finite(o)
+    elif hasattr(out, "__dataclass_fields__"):
+        for name in out.__dataclass_fields__:
+            all_finite(getattr(out, name))
