@@ -238,7 +238,7 @@ def test_errors_jacobian_and_ntk():
         ntk.empirical_ntk(model, torch.ones(3, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         ntk.jacobian(model, [[1.0] * 4])
-    with pytest.raises(ValueError, match="x must be finite"):
+    with pytest.raises(ValueError, match="x1 must be finite"):
         ntk.empirical_ntk(model, torch.full((3, 4), float("nan"), dtype=D))
     with pytest.raises(ValueError, match="x must not be empty"):
         ntk.empirical_ntk(model, torch.zeros(0, 4, dtype=D))
