@@ -240,7 +240,7 @@ def test_errors_jacobian_and_ntk():
         ntk.jacobian(model, [[1.0] * 4])
     with pytest.raises(ValueError, match="x1 must be finite"):
         ntk.empirical_ntk(model, torch.full((3, 4), float("nan"), dtype=D))
-    with pytest.raises(ValueError, match="x must not be empty"):
+    with pytest.raises(ValueError, match="x1 must not be empty"):
         ntk.empirical_ntk(model, torch.zeros(0, 4, dtype=D))
     with pytest.raises(ValueError, match="x must have at least 1 dimension"):
         ntk.jacobian(model, torch.tensor(1.0, dtype=D))
