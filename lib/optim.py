@@ -75,6 +75,9 @@ class _UpdateRule(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self._check_group(defaults)  # each optimiser checks its hyperparameters, before any params
+        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
+            raise TypeError(f"params must be an iterable of tensors or of param-group dicts (as for "
+                            f"torch.optim), got {type(params).__name__}")
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:
@@ -82,7 +85,7 @@ class _UpdateRule(torch.optim.Optimizer):
         group = self.param_groups[-1]
         for theta in group["params"]:
             if not torch.is_floating_point(theta):
-                raise TypeError(f"parameters must be real floating tensors, got {theta.dtype}")
+                raise TypeError(f"params must be real floating tensors, got {theta.dtype}")
         self._check_group(group)
 
     def _gradients(self):
@@ -522,6 +525,8 @@ class IterateAverage:
     """
 
     def __init__(self, params: Iterable[torch.Tensor], decay: float | None = None) -> None:
+        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
+            raise TypeError(f"params must be a non-empty list of floating tensors, got {type(params).__name__}")
         self.params = list(params)
         if not self.params or not all(isinstance(p, torch.Tensor) and torch.is_floating_point(p)
                                       for p in self.params):
@@ -548,7 +553,11 @@ class IterateAverage:
     @torch.no_grad()
     def copy_to(self, params: Iterable[torch.Tensor]) -> None:
         """Write the average into ``params`` (same number and shapes as the averaged ones)."""
+        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
+            raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
         params, shapes = list(params), [tuple(a.shape) for a in self.average]
+        if not all(isinstance(p, torch.Tensor) for p in params):
+            raise TypeError("params must be a list of tensors")
         if self.n == 0:
             raise ValueError("no iterate averaged yet: call update() first")
         if [tuple(p.shape) for p in params] != shapes:

@@ -230,6 +230,11 @@ DTYPE_ARGS = [(None, OK), (torch.float64, OK), (torch.float32, OK), (torch.float
 DEVICE_ARGS = [(None, OK), ("cpu", OK), (torch.device("cpu"), OK), ("gpu", BAD), (0, BAD), ("meta", BAD)] + (
     [] if torch.cuda.is_available() else [("cuda", BAD)])
 
+DEVICE_DATA = [(None, OK), ("cpu", OK), (torch.device("cpu"), OK), ("gpu", BAD), (1, BAD), ("meta", BAD)] + (
+    [] if torch.cuda.is_available() else [("cuda:0", BAD)])
+SEED = dict(ok=st.integers(0, 2**40), bad=(-1, 2**64), wrong=(None, 1.5, "0", True), nonfinite=())
+SIZE = dict(bad=(0, -5, 2**64, 10**30), wrong=(None, 2.0, "10", True), nonfinite=())
+
 
 def _checked_generator(data):
     return Arg(*data.draw(st.sampled_from([(None, OK), ("generator", OK), ("seed", BAD), (0, BAD)])))
@@ -292,7 +297,7 @@ def mutated(data, params: dict, max_bad: int = 2) -> dict:
         raw = (list(p.bad) + list(p.maybe))[i]
         value = raw.make() if isinstance(raw, Fresh) else raw
         args[name] = Arg(value, verdict, words=p.words or (name,), nonfinite=_is_nonfinite(value),
-                         raises=value is _boom, note=repr(raw) if isinstance(raw, Fresh) else "")
+                         raises=value is _boom or (isinstance(value, tuple) and _boom in value), note=repr(raw) if isinstance(raw, Fresh) else "")
     return args
 
 
@@ -303,7 +308,7 @@ def tensor_bads(make: Callable[[], torch.Tensor], wrong_shapes: Sequence = (), o
     def poisoned(v):
         def mk():
             t = make().detach().clone()
-            t.reshape(-1)[0] = v
+            t[(0,) * t.dim()] = v
             return t
         return mk
     out = [Fresh(poisoned(math.nan), "nan entry"), Fresh(poisoned(math.inf), "inf entry"),

@@ -64,7 +64,7 @@ from lib import data as datasets  # `data` is hypothesis's draw object below
 from tests.fuzzing import (BAD, FLOAT_DTYPES, FUZZ, MAYBE, OK, QUICK, SHAPES, Arg, _boom, assert_finite,
                            draw_f, draw_number, draw_tensor, expect, f_good, finite, grad_good,
                            hess_diag_good, small, DTYPE_ARGS, DEVICE_ARGS,
-                           _checked_generator, _gen)
+                           _checked_generator, _gen, DEVICE_DATA, SEED, SIZE)
 
 # ================================================================ calculus
 
@@ -1369,10 +1369,6 @@ def test_sgd_step(data):
 
 # ================================================================ data
 
-DEVICE_DATA = [(None, OK), ("cpu", OK), (torch.device("cpu"), OK), ("gpu", BAD), (1, BAD), ("meta", BAD)] + (
-    [] if torch.cuda.is_available() else [("cuda:0", BAD)])
-SEED = dict(ok=st.integers(0, 2**40), bad=(-1, 2**64), wrong=(None, 1.5, "0", True), nonfinite=())
-SIZE = dict(bad=(0, -5, 2**64, 10**30), wrong=(None, 2.0, "10", True), nonfinite=())
 
 
 def _check_points(n, d=2, labels=None):
