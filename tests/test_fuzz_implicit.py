@@ -18,6 +18,7 @@ from tests.fuzzing import (BAD, FUZZ, MAYBE, OK, QUICK, Arg, Boom, _boom, assert
                              draw_number, draw_tensor, expect, finite, small)
 
 from lib import implicit
+from tests.fuzzing import Fresh, Param, count_bads, mutated, tensor_bads
 
 IMP_DTYPES = {torch.float64: OK, torch.float32: OK, torch.float16: BAD, torch.bfloat16: BAD,
               torch.int64: BAD, torch.bool: BAD, torch.complex64: BAD}
@@ -179,4 +180,91 @@ def test_fixed_point_layer(data):
     expect(layer, {"x": x}, check)
 
 
-FUZZED = {implicit: {"conjugate_gradient": test_linear_solvers, "neumann_series": test_linear_solvers, "root_solve": test_root_solve, "FixedPointLayer": test_fixed_point_layer}}
+
+# ---------------------------------------------------------------- table-driven: argmin and fixed points
+
+
+def _theta():
+    return torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True)
+
+
+def _z0():
+    return torch.zeros(3, dtype=torch.float64)
+
+
+def _g(x, theta):  # strictly convex: argmin x = theta / 2
+    return (x * x).sum() - (x * theta).sum()
+
+
+def _g_solver(x0, theta):
+    return theta.detach() / 2
+
+
+def _contraction(z, theta):
+    return 0.5 * torch.tanh(z) + theta
+
+
+CALLABLE_BADS = ["f", None, _boom, Fresh(lambda: (lambda z, theta: z.sum()), "wrong shape"),
+                 Fresh(lambda: (lambda z, theta: z * math.nan), "nan output")]
+FN_WORDS = ("f", "g", "solver", "callable", "shape", "finite", "F")
+
+
+def _check_grad(x, theta, expected):
+    assert_finite(x)
+    if x.requires_grad:
+        (gr,) = torch.autograd.grad(x.sum(), theta)
+        assert torch.allclose(gr, expected, atol=1e-6), (gr, expected)
+
+
+@QUICK
+@given(st.data())
+def test_argmin_solve(data):
+    args = mutated(data, {
+        "g": Param(lambda: _g, CALLABLE_BADS, words=FN_WORDS),
+        "x0": Param(_z0, tensor_bads(_z0)),
+        "theta": Param(_theta, [Fresh(lambda: torch.full((3,), math.nan, dtype=torch.float64), "nan theta")]),
+        "solver": Param(lambda: _g_solver, ["s", _boom, Fresh(lambda: (lambda x0, th: x0[:2]), "wrong shape")],
+                        words=FN_WORDS),
+        "linear_solver": Param(lambda: "cg", ["gmres", None], maybe=["dense"]),
+        "solve_tol": Param(lambda: None, [0.0, -1.0, "t"]),
+        "solve_max_iter": Param(lambda: 1000, count_bads(1)),
+    })
+
+    def check(x):
+        assert x.shape == (3,)
+        _check_grad(x, args["theta"].value, torch.full((3,), 0.5, dtype=torch.float64))
+
+    expect(implicit.argmin_solve, args, check)
+
+
+@QUICK
+@given(st.data(), st.sampled_from(["fixed_point_iteration", "fixed_point_solve"]))
+def test_fixed_point_functions(data, which):
+    params = {
+        "f": Param(lambda: _contraction, CALLABLE_BADS, words=FN_WORDS),
+        "z0": Param(_z0, tensor_bads(_z0)),
+        "theta": Param(_theta, []),
+        "max_iter": Param(lambda: 200, count_bads(1)),
+        "tol": Param(lambda: 1e-12 if which == "fixed_point_solve" else 0.0, [-1.0, math.nan, "t"],
+                     maybe=[0.0]),
+    }
+    if which == "fixed_point_solve":
+        params["linear_solver"] = Param(lambda: "neumann", ["gmres", None], maybe=["dense", "cg"])
+        params["solve_tol"] = Param(lambda: None, [0.0, -1.0, "t"])
+        params["solve_max_iter"] = Param(lambda: 1000, count_bads(1))
+    args = mutated(data, params)
+
+    def check(z):
+        assert z.shape == (3,)
+        assert_finite(z)
+        theta = args["theta"].value
+        assert torch.allclose(z, _contraction(z, theta), atol=1e-8)  # 200 steps of a 1/2-contraction
+        if which == "fixed_point_solve" and args["linear_solver"].value != "cg":
+            # dz/dtheta = (I - J)^{-1}, J = diag(0.5 sech^2 z): sum over outputs -> 1 / (1 - J_ii)
+            jd = 0.5 / torch.cosh(z.detach()) ** 2
+            _check_grad(z, theta, 1 / (1 - jd))
+
+    expect(getattr(implicit, which), args, check)
+
+
+FUZZED = {implicit: {"conjugate_gradient": test_linear_solvers, "neumann_series": test_linear_solvers, "root_solve": test_root_solve, "FixedPointLayer": test_fixed_point_layer, "argmin_solve": test_argmin_solve, "fixed_point_iteration": test_fixed_point_functions, "fixed_point_solve": test_fixed_point_functions}}
