@@ -220,7 +220,9 @@ def _check_grad(x, theta, expected):
 @given(st.data())
 def test_argmin_solve(data):
     args = mutated(data, {
-        "g": Param(lambda: _g, CALLABLE_BADS, words=FN_WORDS),
+        "g": Param(lambda: _g, ["g", None, _boom, Fresh(lambda: (lambda x, theta: x * theta), "vector-valued g"),
+                               Fresh(lambda: (lambda x, theta: (x * theta).sum() * math.nan), "nan g")],
+                   words=FN_WORDS + ("scalar",)),
         "x0": Param(_z0, tensor_bads(_z0)),
         "theta": Param(_theta, [Fresh(lambda: torch.full((3,), math.nan, dtype=torch.float64), "nan theta")]),
         "solver": Param(lambda: _g_solver, ["s", _boom, Fresh(lambda: (lambda x0, th: x0[:2]), "wrong shape")],
