@@ -109,18 +109,19 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float] = DEFAULT_
     x, y = _pair(x, y, min_rows=2)
     if isinstance(bandwidths, (str, bytes)) or not isinstance(bandwidths, Sequence) or not bandwidths:
         raise TypeError(f"bandwidths must be a non-empty sequence of positive numbers, got {bandwidths!r}")
-    h = torch.tensor([_check_positive("bandwidths", b) for b in bandwidths], dtype=x.dtype, device=x.device)
-    scale = 1.0 / (2.0 * h * h)
+    h = torch.tensor([_check_positive("bandwidths", b) for b in bandwidths], dtype=torch.float64,
+                     device=x.device)
+    dtype, x, y = x.dtype, x.double(), y.double()  # float64 inside: tiny or huge bandwidths stay finite
 
     def kernel_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        d2 = torch.cdist(a, b).square()
-        return torch.exp(-d2.unsqueeze(-1) * scale).sum(-1)
+        r = torch.cdist(a, b).unsqueeze(-1) / h  # distance in bandwidths (0 stays 0 for any h)
+        return torch.exp(-0.5 * r.square()).sum(-1)
 
     n, m = x.shape[0], y.shape[0]
     kxx, kyy, kxy = kernel_sum(x, x), kernel_sum(y, y), kernel_sum(x, y)
     diag = float(len(bandwidths))  # k(a, a) = one per bandwidth
     return ((kxx.sum() - n * diag) / (n * (n - 1)) + (kyy.sum() - m * diag) / (m * (m - 1))
-            - 2.0 * kxy.mean())
+            - 2.0 * kxy.mean()).to(dtype)
 
 
 def _quantiles(sorted_proj: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:

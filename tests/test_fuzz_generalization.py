@@ -39,7 +39,7 @@ def test_per_example_gradients(data):
     args = mutated(data, {
         "model": Param(small_model, MODEL_BADS),
         "x": Param(xs, tensor_bads(xs, [(3, 3)])),
-        "y": Param(ys, [Fresh(lambda: ys()[:3], "short y"), None, "y"]),
+        "y": Param(ys, [Fresh(lambda: ys()[:2], "short y"), None, "y"]),
         "loss_fn": Param(lambda: torch.nn.functional.cross_entropy,
                          [_boom, "loss", Fresh(lambda: (lambda o, t: o.sum(1) * math.nan), "nan loss"),
                           Fresh(lambda: (lambda o, t: o), "non-scalar loss")]),

@@ -148,7 +148,7 @@ def test_train_classifier(data):
 CLF_POOL = {
     "good": (lambda x: torch.stack([x.reshape(x.shape[0], -1).sum(1), -x.reshape(x.shape[0], -1).sum(1),
                                     torch.zeros(x.shape[0], dtype=x.dtype)], 1), OK),
-    "wrong shape": (lambda x: torch.zeros(1, 3), BAD),
+    "wrong shape": (lambda x: torch.zeros(x.shape[0] + 1, 3), BAD),
     "one class": (lambda x: torch.zeros(x.shape[0], 1), BAD),
     "nan": (lambda x: torch.full((x.shape[0], 3), math.nan), BAD),
     "not a tensor": (lambda x: [[0.0, 1.0]], BAD),
@@ -177,7 +177,7 @@ def test_classifier_confidence(data):
 
     def check(out):
         assert out.shape == ()
-        assert 1 / 3 - 1e-6 <= float(out) <= 1.0 + 1e-6
+        assert 1 / 3 - 1e-3 <= float(out) <= 1.0 + 1e-3  # float16 logits round 1/3
 
     expect(metrics.classifier_confidence, {"classifier": clf, "x": x}, check)
 
