@@ -9,6 +9,8 @@ the global random state.
   :func:`rings` (score models, flows and classifiers in chapters 9, 22, 25).
 * :func:`digits`: scikit-learn's bundled 8x8 handwritten digits (1797 images),
   the book's "MNIST" (chapters 2, 4, 7, 16, 19-24).
+* :func:`block_digits`: BlockMNIST-style 16x8 images, a digit stacked with a
+  fixed null block in random order (chapter 19; Shah et al. 2021).
 * :func:`modular_table`: all pairs ``(a, b)`` with label ``(a op b) mod p``, the
   grokking set-up (chapter 8; Power et al. 2022, Nanda et al. 2023).
 
@@ -33,6 +35,7 @@ __all__ = [
     "two_moons",
     "rings",
     "digits",
+    "block_digits",
     "modular_table",
     "one_hot_pairs",
 ]
@@ -282,6 +285,78 @@ def digits(
         x = x.reshape(-1, 1, 8, 8)
     tr, te = torch.as_tensor(train_idx), torch.as_tensor(test_idx)
     return Split(*_to(device, x[tr], y[tr], x[te], y[te]))
+
+
+def _null_block() -> torch.Tensor:
+    """The fixed 8x8 pattern of :func:`block_digits`: the outline of a 6x6 square, ink 1."""
+    block = torch.zeros(8, 8)
+    block[1:7, 1:7] = 1.0
+    block[2:6, 2:6] = 0.0
+    return block
+
+
+def block_digits(
+    split: str = "train",
+    classes=(0, 1),
+    test_fraction: float = 0.25,
+    seed: int = 0,
+    flatten: bool = False,
+    device=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BlockMNIST-style images: an 8x8 digit and a fixed null block stacked vertically.
+
+    Each 16x8 image holds a *signal* block (a digit of one of ``classes``) and a
+    *null* block (the same pattern for every image: the outline of a square, which
+    carries no class information), one above the other; which of the two is on
+    top is drawn at random per image, so the signal's position varies. Only the
+    signal block decides the label, so an attribution method can be scored by the
+    share of its mass on the signal block (chapter 19).
+
+    Args:
+        split: ``"train"`` or ``"test"``: the digits of :func:`digits` (same
+            ``test_fraction`` and ``seed``), so the two splits never share a digit.
+        classes: at least two distinct digit classes in 0-9; label ``k`` means
+            ``classes[k]``.
+        test_fraction: share of each class held out for ``"test"``, in (0, 1).
+        seed: seed of the split and of the block order.
+        flatten: ``(N, 128)`` if True, else ``(N, 1, 16, 8)`` images.
+        device: where to put the tensors (CPU if None).
+
+    Returns:
+        ``x`` (float32, pixels in [0, 1]), labels ``y`` (int64, ``(N,)``, in
+        ``[0, len(classes))``) and ``mask`` (bool, shaped like ``x``, True on the
+        pixels of the signal block; ``mask[:, 0, 0, 0]`` says the signal is on top).
+    Reference: Shah, Jain & Netrapalli (2021), "Do Input Gradients Highlight
+    Discriminative Features?", section 4 (BlockMNIST), built here from the 8x8
+    digits of Alpaydin & Kaynak (1998).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (tuple, list)):
+        raise TypeError(f"classes must be a tuple or list of digit classes, got {type(classes).__name__}")
+    classes = [_check_int("classes entry", c, 0, 9) for c in classes]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must hold at least two distinct digits, got {classes}")
+    if not isinstance(flatten, bool):
+        raise TypeError(f"flatten must be a bool, got {type(flatten).__name__} ({flatten!r})")
+    device = _check_device(device)
+    seed = _check_int("seed", seed, 0, 2**32 - 1)
+    parts = digits(test_fraction=test_fraction, seed=seed, flatten=False)
+    g = _generator(seed)
+    on_top = {name: torch.rand(len(labels), generator=g) < 0.5
+              for name, labels in (("train", parts.y_train), ("test", parts.y_test))}
+    x, y = (parts.x_train, parts.y_train) if split == "train" else (parts.x_test, parts.y_test)
+    keep = torch.isin(y, torch.tensor(classes))
+    signal, top = x[keep], on_top[split][keep]
+    y = torch.tensor([classes.index(int(c)) for c in y[keep]], dtype=torch.long)
+    null = _null_block().expand_as(signal)
+    t = top[:, None, None, None]
+    images = torch.cat([torch.where(t, signal, null), torch.where(t, null, signal)], dim=2)
+    ones, zeros = torch.ones_like(signal, dtype=torch.bool), torch.zeros_like(signal, dtype=torch.bool)
+    mask = torch.cat([torch.where(t, ones, zeros), torch.where(t, zeros, ones)], dim=2)
+    if flatten:
+        images, mask = images.reshape(-1, 128), mask.reshape(-1, 128)
+    return _to(device, images, y, mask)
 
 
 # ---------------------------------------------------------------- modular arithmetic

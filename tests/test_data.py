@@ -206,3 +206,61 @@ def test_refuses_malformed_arguments():
 def test_refuses_a_missing_device():
     with pytest.raises(ValueError, match="this machine has 0 visible CUDA device"):
         data.rings(10, device="cuda")
+
+
+# ------------------------------------------------------------------ block_digits (chapter 19)
+
+
+def test_block_digits_blocks_labels_and_mask():
+    split = data.digits(seed=3, flatten=False)
+    for name, (xd, yd) in (("train", (split.x_train, split.y_train)), ("test", (split.x_test, split.y_test))):
+        x, y, mask = data.block_digits(name, classes=(3, 8), seed=3)
+        keep = (yd == 3) | (yd == 8)
+        assert x.shape == (int(keep.sum()), 1, 16, 8) and x.dtype == torch.float32
+        assert mask.shape == x.shape and mask.dtype == torch.bool and y.dtype == torch.int64
+        assert torch.equal(y, (yd[keep] == 8).long())  # label k means classes[k]
+        top = mask[:, 0, 0, 0]
+        assert torch.equal(mask, top[:, None, None, None].expand(-1, 1, 16, 8)
+                           == (torch.arange(16) < 8)[None, None, :, None])  # one whole 8x8 block
+        signal = torch.where(top[:, None, None, None], x[:, :, :8], x[:, :, 8:])
+        null = torch.where(top[:, None, None, None], x[:, :, 8:], x[:, :, :8])
+        assert torch.equal(signal, xd[keep])  # the digits, in the order of digits()
+        assert torch.equal(null, null[:1].expand_as(null))  # one fixed pattern for every image
+        assert null[0].sum() == 20 and set(null.unique().tolist()) == {0.0, 1.0}  # a 6x6 square outline
+        assert 0.35 < top.float().mean() < 0.65  # the order is random
+
+
+def test_block_digits_is_deterministic_and_flattens():
+    a = data.block_digits("test", seed=1)
+    b = data.block_digits("test", seed=1)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    c = data.block_digits("test", seed=2)
+    assert not torch.equal(a[2], c[2]) or not torch.equal(a[0], c[0])
+    x, y, mask = data.block_digits("test", seed=1, flatten=True)
+    assert x.shape == (len(y), 128) and torch.equal(x, a[0].reshape(-1, 128))
+    assert torch.equal(mask, a[2].reshape(-1, 128))
+    x10, y10, _ = data.block_digits("train", classes=list(range(10)), device="cpu")
+    assert len(x10) == len(data.digits().x_train) and set(y10.tolist()) == set(range(10))
+
+
+def test_block_digits_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="split must be 'train' or 'test', got 'val'"):
+        data.block_digits("val")
+    with pytest.raises(TypeError, match="classes must be a tuple or list"):
+        data.block_digits(classes="01")
+    with pytest.raises(ValueError, match="classes must hold at least two distinct digits"):
+        data.block_digits(classes=(1, 1))
+    with pytest.raises(ValueError, match="classes must hold at least two distinct digits"):
+        data.block_digits(classes=[4])
+    with pytest.raises(ValueError, match=r"classes entry must be in \[0, 9\], got 10"):
+        data.block_digits(classes=(0, 10))
+    with pytest.raises(TypeError, match="classes entry must be an int"):
+        data.block_digits(classes=(0, 1.0))
+    with pytest.raises(TypeError, match="flatten must be a bool"):
+        data.block_digits(flatten=1)
+    with pytest.raises(ValueError, match="test_fraction must be"):
+        data.block_digits(test_fraction=1.0)
+    with pytest.raises(ValueError, match="seed must be"):
+        data.block_digits(seed=-1)
+    with pytest.raises(ValueError, match="device must be 'cpu'"):
+        data.block_digits(device="gpu")
