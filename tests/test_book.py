@@ -214,3 +214,42 @@ def test_citations_resolve():
             used.update(k.strip() for k in group.split(","))
     missing = sorted(used - keys)
     assert not missing, f"cited but not in references.bib: {missing}"
+
+
+def _glued_display_math(text: str) -> list[str]:
+    """Opening ``$$`` lines that directly follow a line of prose (outside code fences).
+
+    MyST's dollarmath reads display math only as a block of its own: glued to the
+    sentence before it, the ``$$`` pairs with the wrong dollar and the rest of the
+    paragraph is typeset as one long formula (seen in a lab before this check).
+    """
+    problems, in_code, in_math = [], False, False
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("```") or s.startswith("~~~"):
+            in_code = not in_code
+            continue
+        if in_code or not s.startswith("$$"):
+            continue
+        opening = not in_math
+        closes_here = s.count("$$") >= 2 or (in_math and s.startswith("$$"))
+        if opening and i > 0 and lines[i - 1].strip() and not lines[i - 1].strip().startswith(("$$", ":")):
+            problems.append(f"line {i + 1}: {s[:50]!r} follows {lines[i - 1].strip()[-40:]!r}")
+        in_math = opening and not closes_here
+    return problems
+
+
+@pytest.mark.parametrize("slug", LABS)
+def test_lab_display_math_stands_alone(slug):
+    problems = []
+    for k, cell in enumerate(_notebook(slug)["cells"]):
+        if cell["cell_type"] == "markdown":
+            problems += [f"cell {k}, {p}" for p in _glued_display_math(_source(cell))]
+    assert not problems, f"{slug}: put a blank line before display math: {problems}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_display_math_stands_alone(page):
+    problems = _glued_display_math((BOOK / f"{page}.md").read_text())
+    assert not problems, f"book/{page}.md: put a blank line before display math: {problems}"
