@@ -25,13 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import lib  # noqa: E402,F401  (one torch thread, as in the labs)
-from benchmarks.common import pending  # noqa: E402
 
 # rows whose lib module does not exist yet; a part's issue replaces its line
 # with a benchmarks/bench_<module>.py
-PENDING = [
-    pending("diffusion DDIM loop vs diffusers DDIMScheduler", 1.2, "lib/diffusion.py (Part VI)"),
-]
+PENDING: list[dict] = []  # every row of the issue has its module now
 
 
 def lab_memory_rows() -> list[dict]:

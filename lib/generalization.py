@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from .data import Split, one_hot_pairs
+from .curvature import _check_int
 from .runtime import _check_device
 
 __all__ = ["per_example_gradients", "coherence", "modular_mlp", "train_modular", "fourier_spectrum",
@@ -60,14 +61,6 @@ def _check_tensor(name: str, t, min_ndim: int = 0, floating: bool = True) -> tor
     if torch.is_floating_point(t) and not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return t
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
 
 
 def _check_number(name: str, value, low: float, open_low: bool = False) -> float:

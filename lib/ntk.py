@@ -40,6 +40,7 @@ from typing import Sequence
 import torch
 from torch.func import functional_call, jacrev, vmap
 
+from .curvature import _check_int
 from .runtime import _check_device
 
 __all__ = ["jacobian", "empirical_ntk", "ntk_change", "NTKLinear", "ntk_mlp", "kernel_flow"]
@@ -70,14 +71,6 @@ def _check_tensor(name: str, t, min_ndim: int = 0) -> torch.Tensor:
     if not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return t
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return value
 
 
 def _check_output(out, n: int) -> torch.Tensor:
