@@ -2,20 +2,16 @@
 
 Chapter 6 (``book/06_optimizers.md``, lab ``notebooks/06_optimizers.ipynb``).
 
-* :class:`SGD` (heavy ball, Nesterov), :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`,
-  :class:`AdamW`: drop-in replacements for their namesakes in ``torch.optim`` (same
-  arguments, defaults, semantics and validation), each ``step`` one loop over the
-  parameters with the maths in the names. Only torch's single-tensor path exists:
-  ``foreach``, ``fused``, ``capturable``, ``differentiable`` must stay at torch's defaults.
-* :class:`AdamP` removes the radial part of Adam's step on scale-invariant weights;
-  :class:`EXAdam` adds cross-moment bias corrections and a gradient term.
+* :class:`SGD` (heavy ball, Nesterov), :class:`Adagrad`, :class:`RMSprop`, :class:`Adam`, :class:`AdamW`:
+  drop-in replacements for ``torch.optim``'s (same arguments, defaults, semantics, validation), each ``step``
+  one loop over the parameters; ``foreach``, ``fused``, ``capturable``, ``differentiable`` stay at defaults.
+* :class:`AdamP` drops Adam's radial step on scale-invariant weights; :class:`EXAdam` adds cross-moments.
 * Schedules as plain functions of the step ``t`` (:func:`cosine`, ...), :func:`set_lr`;
   :class:`IterateAverage`; tuned step sizes and rates on quadratics (:func:`gd_parameters`, ...).
 
-References: Polyak (1964); Nesterov (1983); Sutskever et al. (2013); Duchi et al.
-(2011) (Adagrad); Tieleman & Hinton (2012) (RMSprop); Kingma & Ba (2015) (Adam);
-Reddi et al. (2018) (AMSGrad); Loshchilov & Hutter (2019) (AdamW); Heo et al. (2021)
-(AdamP); Adly (2024) (EXAdam); Polyak & Juditsky (1992) (averaging); Defazio,
+References: Polyak (1964); Nesterov (1983); Sutskever et al. (2013); Duchi et al. (2011) (Adagrad); Tieleman &
+Hinton (2012) (RMSprop); Kingma & Ba (2015) (Adam); Reddi et al. (2018) (AMSGrad); Loshchilov & Hutter (2019)
+(AdamW); Heo et al. (2021) (AdamP); Adly (2024) (EXAdam); Polyak & Juditsky (1992) (averaging); Defazio,
 Cutkosky, Mehta & Mishchenko (2023) (schedules and the last iterate).
 """
 
@@ -70,15 +66,23 @@ def _torch_only(**options) -> None:
                              f"single-tensor loop; use torch.optim for {name}, or leave it at its default")
 
 
+def _param_list(params, tensors: bool = False) -> list:
+    """``params`` as a list; ``tensors``: a non-empty list of floating tensors (else a TypeError naming params)."""
+    if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
+        raise TypeError(f"params must be an iterable of tensors (or of param-group dicts, as for torch.optim), "
+                        f"got {type(params).__name__}")
+    params = list(params)
+    if tensors and not (params and all(isinstance(p, torch.Tensor) and torch.is_floating_point(p) for p in params)):
+        raise TypeError("params must be a non-empty list of floating tensors")
+    return params
+
+
 class _UpdateRule(torch.optim.Optimizer):
     """Shared plumbing: hyperparameter checks per param group, the closure, gradient checks."""
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         self._check_group(defaults)  # each optimiser checks its hyperparameters, before any params
-        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
-            raise TypeError(f"params must be an iterable of tensors or of param-group dicts (as for "
-                            f"torch.optim), got {type(params).__name__}")
-        super().__init__(params, defaults)
+        super().__init__(_param_list(params), defaults)
 
     def add_param_group(self, param_group: dict) -> None:
         super().add_param_group(param_group)
@@ -525,12 +529,7 @@ class IterateAverage:
     """
 
     def __init__(self, params: Iterable[torch.Tensor], decay: float | None = None) -> None:
-        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
-            raise TypeError(f"params must be a non-empty list of floating tensors, got {type(params).__name__}")
-        self.params = list(params)
-        if not self.params or not all(isinstance(p, torch.Tensor) and torch.is_floating_point(p)
-                                      for p in self.params):
-            raise TypeError("params must be a non-empty list of floating tensors")
+        self.params = _param_list(params, tensors=True)
         self.decay = None if decay is None else _scalar("decay", decay, 0.0, 1.0, high_open=True)
         self.average = [torch.zeros_like(p, requires_grad=False) for p in self.params]
         self.n = 0
@@ -553,11 +552,7 @@ class IterateAverage:
     @torch.no_grad()
     def copy_to(self, params: Iterable[torch.Tensor]) -> None:
         """Write the average into ``params`` (same number and shapes as the averaged ones)."""
-        if isinstance(params, (torch.Tensor, str, bytes)) or not isinstance(params, Iterable):
-            raise TypeError(f"params must be a list of tensors, got {type(params).__name__}")
-        params, shapes = list(params), [tuple(a.shape) for a in self.average]
-        if not all(isinstance(p, torch.Tensor) for p in params):
-            raise TypeError("params must be a list of tensors")
+        params, shapes = _param_list(params, tensors=True), [tuple(a.shape) for a in self.average]
         if self.n == 0:
             raise ValueError("no iterate averaged yet: call update() first")
         if [tuple(p.shape) for p in params] != shapes:

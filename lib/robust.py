@@ -278,14 +278,23 @@ def adversarial_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     alpha = _check_positive("alpha", alpha)
     steps = _check_int("steps", steps, 0)
     clamp = _check_clamp(clamp, x)
+    def loss(t, idx):
+        xb = pgd_attack(model, x[idx], y[idx], eps, alpha, steps, generator=generator, clamp=clamp)
+        return F.cross_entropy(_logits(model, xb, y[idx]), y[idx])
+
+    return _adam_loop(model, params, lr, _batches(x.shape[0], batch_size, epochs, generator, x.device), loss)
+
+
+def _adam_loop(model: nn.Module, params, lr: float, batches, loss_fn) -> list[float]:
+    """Adam on ``loss_fn(t, idx)`` over the index batches, the model in train mode; restores every
+    module's train/eval flag afterwards; returns the loss history."""
     opt = torch.optim.Adam(params, lr=lr)
     history: list[float] = []
     flags = [(m, m.training) for m in model.modules()]
     try:
-        for idx in _batches(x.shape[0], batch_size, epochs, generator, x.device):
-            xb = pgd_attack(model, x[idx], y[idx], eps, alpha, steps, generator=generator, clamp=clamp)
+        for t, idx in enumerate(batches):
             model.train()
-            loss = F.cross_entropy(_logits(model, xb, y[idx]), y[idx])
+            loss = loss_fn(t, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -517,26 +526,16 @@ def ibp_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: flo
     clamp = _check_clamp(clamp, x)
     per_epoch = -(-x.shape[0] // batch_size)
     ramp = warmup_epochs * per_epoch
-    opt = torch.optim.Adam(params, lr=lr)
-    history: list[float] = []
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.train()
-        for t, idx in enumerate(_batches(x.shape[0], batch_size, epochs, generator, x.device)):
-            frac = min(1.0, (t + 1) / ramp) if ramp else 1.0
-            eps_t, kappa = eps * frac, 1 - (1 - kappa_final) * frac
-            xb, yb = x[idx], y[idx]
-            lo, hi = _project(xb - eps_t, xb, eps_t, clamp), _project(xb + eps_t, xb, eps_t, clamp)
-            clean = F.cross_entropy(_logits(model, xb, yb), yb)
-            robust = F.cross_entropy(-margin_bounds(model, lo, hi, yb), yb)
-            loss = kappa * clean + (1 - kappa) * robust
-            if not bool(torch.isfinite(loss)):
-                raise ValueError(f"the IBP training loss became non-finite at step {t} (lower lr?)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            history.append(float(loss.detach()))
-    finally:
-        for m, flag in flags:
-            m.training = flag
-    return history
+    def loss(t, idx):
+        frac = min(1.0, (t + 1) / ramp) if ramp else 1.0
+        eps_t, kappa = eps * frac, 1 - (1 - kappa_final) * frac
+        xb, yb = x[idx], y[idx]
+        lo, hi = _project(xb - eps_t, xb, eps_t, clamp), _project(xb + eps_t, xb, eps_t, clamp)
+        clean = F.cross_entropy(_logits(model, xb, yb), yb)
+        robust = F.cross_entropy(-margin_bounds(model, lo, hi, yb), yb)
+        value = kappa * clean + (1 - kappa) * robust
+        if not bool(torch.isfinite(value)):
+            raise ValueError(f"the IBP training loss became non-finite at step {t} (lower lr?)")
+        return value
+
+    return _adam_loop(model, params, lr, _batches(x.shape[0], batch_size, epochs, generator, x.device), loss)
