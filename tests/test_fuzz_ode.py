@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lib import ode
-from tests.fuzzing import BAD, FUZZ, MAYBE, OK, QUICK, Arg, _boom, assert_finite, draw_number, draw_tensor, expect, finite
+from tests.fuzzing import (BAD, FUZZ, MAYBE, OK, QUICK, Arg, _boom, assert_finite, draw_number, draw_tensor,
+                           expect, finite, small)
 
 ODE_F = {
     "decay": (lambda t, y: -y, OK),
