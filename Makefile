@@ -26,7 +26,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Python's caches go under _build/, so running the book leaves the tree clean.
 export PYTHONPYCACHEPREFIX := $(abspath $(BUILD))/pycache
 
-.PHONY: all setup assets browser book test test-code test-book test-built bench assignments autograde lab clean
+.PHONY: all setup assets browser book test test-code test-book test-built fuzz bench assignments autograde lab clean
 
 all: book
 
@@ -103,6 +103,11 @@ test-book: setup
 
 test-built: setup browser
 	$(BIN)/python -m pytest tests/built
+
+# The test command's fuzz tests draw the same examples everywhere; this explores
+# fresh random ones, many more per function (failures are kept in .hypothesis/).
+fuzz: setup
+	LIB_FUZZ_RANDOM=1 LIB_FUZZ_EXAMPLES=$${LIB_FUZZ_EXAMPLES:-600} $(BIN)/python -m pytest -n 2 tests/test_fuzz*.py
 
 # ------------------------------------------------------------------ performance
 # The peers are benchmark-only dependencies: installed here, never by the book.

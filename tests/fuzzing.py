@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 OK, MAYBE, BAD = "ok", "maybe", "bad"
 EXAMPLES = int(os.environ.get("LIB_FUZZ_EXAMPLES", "75"))  # raise it for a deeper search
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,  # same examples everywhere unless LIB_FUZZ_RANDOM (conftest)
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 QUICK = settings(FUZZ, max_examples=max(1, EXAMPLES * 5 // 8))  # for the slower functions
