@@ -80,6 +80,8 @@ class NoiseSchedule:
         self.T = b.numel()
         self._abar = self.alphas_cumprod.tolist()  # Python floats for the samplers' coefficients
         self._log_sigmas = self.sigmas.log()
+        if not bool((self._log_sigmas.diff() > 0).all()) or self.alphas[0] >= 1:  # 1 - beta rounded to 1
+            raise ValueError(f"betas too small for float64 (min {b.min().item():g}): sigma must grow with t")
         self._cache: dict = {}
 
     @classmethod
@@ -238,8 +240,7 @@ class _Eps:
 
 def _finite_result(x: torch.Tensor, what: str) -> torch.Tensor:
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{what} produced non-finite values: the model returned NaN/inf or the "
-                         "samples overflowed")
+        raise ValueError(f"{what} produced non-finite values: the model returned NaN/inf or the samples overflowed")
     return x
 
 
@@ -410,7 +411,7 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "leading") -> torch.Tensor
     if spacing == "leading":
         ts = (np.arange(0, steps) * (T // steps)).round()[::-1]
     elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)) - 1
+        ts = np.round(np.arange(T, 0, -T / steps)[:steps]) - 1  # diffusers' values; rounding can add one (T=21, 15)
     elif spacing == "linspace":
         ts = np.linspace(0, T - 1, steps).round()[::-1]
     else:

@@ -92,8 +92,11 @@ def _check_model(model, x: torch.Tensor, name: str = "model") -> list[torch.Tens
     return params
 
 
-def _logits(model, x: torch.Tensor, n_classes: int, name: str = "model") -> torch.Tensor:
-    out = model(x)
+def _logits(model, x: torch.Tensor, n_classes: int, name: str = "model", xname: str = "images") -> torch.Tensor:
+    try:
+        out = model(x)
+    except RuntimeError as err:  # torch's shape errors: images the model cannot take
+        raise ValueError(f"{name} failed on {xname} of shape {tuple(x.shape)}: {err}") from err
     if not isinstance(out, torch.Tensor) or out.dtype != x.dtype:
         raise TypeError(f"{name} must return a {x.dtype} tensor of logits, got "
                         f"{getattr(out, 'dtype', type(out).__name__)}")
@@ -181,8 +184,8 @@ def gradient_match_distance(grads_a: Sequence[torch.Tensor], grads_b: Sequence[t
     return total
 
 
-def _class_gradients(model, params, x, y, n_classes, create_graph: bool) -> list[torch.Tensor]:
-    loss = F.cross_entropy(_logits(model, x, n_classes), y)
+def _class_gradients(model, params, x, y, n_classes, create_graph: bool, xname: str) -> list[torch.Tensor]:
+    loss = F.cross_entropy(_logits(model, x, n_classes, xname=xname), y)
     grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
@@ -213,8 +216,8 @@ def gradient_matching_loss(model: torch.nn.Module, x_syn: torch.Tensor, y_syn: t
         real, syn = yr == c, ys == c
         if not bool(real.any()):
             raise ValueError(f"y_real has no example of class {c}, which y_syn contains")
-        g_real = [g.detach() for g in _class_gradients(model, params, xr[real], yr[real], n_classes, False)]
-        g_syn = _class_gradients(model, params, x_syn[syn], ys[syn], n_classes, True)
+        g_real = [g.detach() for g in _class_gradients(model, params, xr[real], yr[real], n_classes, False, "x_real")]
+        g_syn = _class_gradients(model, params, x_syn[syn], ys[syn], n_classes, True, "x_syn")
         total = total + gradient_match_distance(g_syn, g_real, rowwise=rowwise)
     return total
 

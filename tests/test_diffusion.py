@@ -182,6 +182,18 @@ def test_ddim_timesteps_match_diffusers():
             assert D.ddim_timesteps(T, n, spacing).tolist() == sched.timesteps.tolist(), (T, n, spacing)
 
 
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_ddim_timesteps_are_steps_distinct_decreasing_times(spacing):
+    """Every (T, steps): exactly ``steps`` distinct times in [0, T-1], decreasing (found by fuzzing:
+    ``arange(T, 0, -T/steps)`` has one entry too many when rounding leaves ~1e-15 above 0, T=21, 15)."""
+    for T in range(2, 120):
+        for n in range(1, T + 1):
+            ts = D.ddim_timesteps(T, n, spacing)
+            assert ts.shape == (n,) and int(ts.min()) >= 0 and int(ts.max()) <= T - 1, (T, n)
+            assert bool((ts.diff() < 0).all()), (T, n, ts)
+    assert D.ddim_timesteps(21, 15, "trailing").tolist() == [20, 19, 17, 16, 14, 13, 12, 10, 9, 7, 6, 5, 3, 2, 0]
+
+
 def test_ddim_step_is_exact_for_a_point_mass():
     """For data at a single point m, eps* is constant along ODE paths: one DDIM step lands on m."""
     s = _schedule()

@@ -117,6 +117,10 @@ def test_noise_schedule(data):
         if isinstance(v, torch.Tensor) and betas.verdict != BAD and v.is_floating_point():
             if v.ndim != 1 or v.numel() < 2 or not bool(((v > 0) & (v < 1)).all()):
                 betas.verdict = BAD
+            elif bool((v.double() < 1e-17).any()):
+                betas.verdict = BAD  # 1 - beta == 1 in float64: the noise level cannot increase
+            elif bool((v.double() < 1e-8).any()):
+                betas.verdict = MAYBE  # near float64 resolution: refused or accepted, both are fine
         if isinstance(v, list):
             betas.verdict = OK if all(isinstance(b, float) for b in v) else BAD
         args, fn = {"betas": betas}, diffusion.NoiseSchedule
@@ -139,9 +143,11 @@ def test_noise_schedule(data):
         for name in ("betas", "alphas", "alphas_cumprod", "sigmas"):
             assert getattr(s, name).shape == (s.T,)
             assert_finite(getattr(s, name), name)
-        assert bool((s.alphas_cumprod.diff() < 0).all()) and s.abar(-1) == 1.0
-        u = torch.linspace(0, s.T - 1, 7, dtype=torch.float64)
-        torch.testing.assert_close(s.t_of_sigma(s.sigma_at(u)), u, rtol=0, atol=1e-6)
+        assert bool((s.alphas_cumprod.diff() < 0).all()) and bool((s.sigmas.diff() > 0).all())
+        assert s.abar(-1) == 1.0
+        if s.betas.min() >= 1e-8:  # below that, log sigma steps near rounding make the inverse ill-conditioned
+            u = torch.linspace(0, s.T - 1, 7, dtype=torch.float64)
+            torch.testing.assert_close(s.t_of_sigma(s.sigma_at(u)), u, rtol=0, atol=1e-6)
 
     expect(fn, args, check)
 

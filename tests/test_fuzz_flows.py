@@ -37,7 +37,7 @@ def _const_v(x, t):
 
 
 V_BADS = ["v", None, _boom,
-          Fresh(lambda: (lambda x, t: x[:, :1].expand(x.shape[0], 3)), "wrong-shape v"),
+          Fresh(lambda: (lambda x, t: x[:, :1].expand(x.shape[0], x.shape[1] + 1)), "wrong-shape v"),  # any d
           Fresh(lambda: (lambda x, t: x * math.nan), "nan v"),
           Fresh(lambda: (lambda x, t: "velocity"), "str v"),
           Fresh(lambda: (lambda x, t: x.half()), "float16 v")]
