@@ -1,4 +1,4 @@
-"""Benchmarks of lib/autodiff.py (chapter 2): Value vs micrograd, Tensor vs torch, cheap gradient."""
+"""Benchmarks of lib/autodiff.py and lib/tensor.py (chapter 2): Value vs micrograd, Tensor vs torch, cheap gradient."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ crash deep inside torch or NumPy, never a NaN passed on quietly; NaN and inf
 inputs of an acceptable type are refused with ``ValueError``.
 
 Scope: every name in ``__all__`` of ``lib.calculus``, ``lib.forward``,
-``lib.curvature``, ``lib.numerics``, ``lib.autodiff``, ``lib.data``, ``lib.plot``
+``lib.curvature``, ``lib.numerics``, ``lib.autodiff``, ``lib.tensor``, ``lib.data``, ``lib.plot``
 and ``lib.runtime`` (listed in :data:`FUZZED`); for classes the constructor and
 the main methods. The later parts' modules are fuzzed in ``tests/test_fuzz_*.py``
 with the same machinery (``tests/fuzzing.py``), and ``tests/test_fuzz_coverage.py``
@@ -27,7 +27,7 @@ Accepted besides ``ValueError``/``TypeError`` (and asserted where they occur):
 * ``ZeroDivisionError`` from the scalar engines (``forward.Dual``,
   ``autodiff.Value``) for division by zero and ``0 ** negative``: Python's own
   float arithmetic, documented in those classes;
-* ``IndexError`` from ``autodiff.Tensor.__getitem__`` for an index that does
+* ``IndexError`` from ``tensor.Tensor.__getitem__`` for an index that does
   not fit the shape: Python's sequence protocol (``for row in t`` stops on it);
 * ``OverflowError`` where it is also a ``ValueError`` (``autodiff.Value``
   keeps the OverflowError of Python's floats for results beyond float64);
@@ -58,7 +58,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lib import autodiff, calculus, curvature, forward, numerics, runtime
+from lib import autodiff, calculus, curvature, forward, numerics, runtime, tensor
 from lib import data as datasets  # `data` is hypothesis's draw object below
 
 from tests.fuzzing import (BAD, FLOAT_DTYPES, FUZZ, MAYBE, OK, QUICK, SHAPES, Arg, _boom, assert_finite,
@@ -901,7 +901,7 @@ def test_checkpoint_sequential(data):
 
 # ================================================================ autodiff
 
-Value, Tensor = autodiff.Value, autodiff.Tensor
+Value, Tensor = autodiff.Value, tensor.Tensor
 VALUE_OK = st.one_of(st.floats(-5, 5), st.integers(-5, 5), st.sampled_from([0.0, 1e-300, 1e200, -1e200]),
                      st.floats(-5, 5).map(np.float32), st.integers(-5, 5).map(np.int64))
 VALUE_WORDS = ("Value", "finite", "overflow", "float64", "negative", "positive", "exponent", "log", "number",
@@ -1261,7 +1261,7 @@ def test_log_softmax(data):
                                                                                      dtype=torch.float64))[1]
         assert _close_np(x.value.grad, ref_g, np.float64)
 
-    expect(autodiff.log_softmax, {"x": x, "axis": axis}, check)
+    expect(tensor.log_softmax, {"x": x, "axis": axis}, check)
 
 
 @FUZZ
@@ -1287,7 +1287,7 @@ def test_cross_entropy(data):
         (g,) = torch.autograd.grad(ref, z)
         assert _close_np(logits.value.grad, g, np.float64)
 
-    expect(autodiff.cross_entropy, {"logits": logits, "targets": targets}, check)
+    expect(tensor.cross_entropy, {"logits": logits, "targets": targets}, check)
 
 
 @FUZZ
@@ -1303,7 +1303,7 @@ def test_mlp(data):
     dtype = Arg(*data.draw(st.sampled_from([(np.float32, OK), (np.float64, OK), ("float32", OK),
                                             (np.float16, MAYBE), (None, MAYBE), (np.int64, BAD),
                                             ("bogus", BAD), (torch.float32, BAD)])))
-    mlp = expect(autodiff.MLP, {"sizes": sizes, "seed": seed, "dtype": dtype})
+    mlp = expect(tensor.MLP, {"sizes": sizes, "seed": seed, "dtype": dtype})
     if mlp is None:
         return
     params = mlp.parameters()
@@ -1332,7 +1332,7 @@ def test_mlp(data):
 @FUZZ
 @given(st.data())
 def test_sgd_step(data):
-    mlp = autodiff.MLP([2, 3], seed=0, dtype=np.float64)
+    mlp = tensor.MLP([2, 3], seed=0, dtype=np.float64)
     grad_kind = data.draw(st.sampled_from(["ok", "ok", "none", "nan", "huge"]))
     if grad_kind != "none":
         out = mlp(np.ones((1, 2))).sum()
@@ -1360,7 +1360,7 @@ def test_sgd_step(data):
             assert finite(p.data)
 
     def call(params, lr):
-        autodiff.sgd_step(params, lr)
+        tensor.sgd_step(params, lr)
         return "stepped"
 
     if expect(call, {"params": params, "lr": lr}, check) is None:
@@ -1739,7 +1739,10 @@ FUZZED = {  # module: {public name: the test that fuzzes it}
                "zero_gradient_fraction": test_zero_gradient_fraction,
                "SavedTensorTracker": test_saved_tensor_tracker,
                "checkpoint_sequential": test_checkpoint_sequential},
-    autodiff: {"Value": test_value_binary_ops, "Tensor": test_tensor_methods, "cross_entropy": test_cross_entropy,
+    tensor: {"Tensor": test_tensor_methods, "cross_entropy": test_cross_entropy,
+             "log_softmax": test_log_softmax, "MLP": test_mlp, "sgd_step": test_sgd_step},
+    autodiff: {"Value": test_value_binary_ops,  # and the tensor engine it re-exports: the same objects
+               "Tensor": test_tensor_methods, "cross_entropy": test_cross_entropy,
                "log_softmax": test_log_softmax, "MLP": test_mlp, "sgd_step": test_sgd_step},
     datasets: {"Split": test_digits,  # a result record (NamedTuple), checked as digits' and modular_table's
                "gaussian_mixture": test_gaussian_mixture, "ring_of_gaussians": test_ring_of_gaussians,
