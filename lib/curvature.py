@@ -297,10 +297,11 @@ def lanczos(matvec: Matvec, n: int, iters: int, generator: torch.Generator | Non
     device = _check_device(device)
     if v0 is not None:
         v0 = _check_x(v0, "v0")
-        if v0.shape != (n,) or not v0.norm() > 0:
+        if v0.shape != (n,) or not bool((v0 != 0).any()):
             raise ValueError(f"v0 must be non-zero of shape ({n},), got shape {tuple(v0.shape)}")
         dtype = dtype or v0.dtype
-        q = (v0 / v0.norm()).to(dtype=dtype, device=device or v0.device)
+        q = v0 / v0.abs().max()  # first scaled to max 1: the norm of a tiny v0 would underflow to 0
+        q = (q / q.norm()).to(dtype=dtype, device=device or v0.device)
     else:
         dtype = dtype or torch.get_default_dtype()
         q = _random_unit(n, generator, dtype, device)

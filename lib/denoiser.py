@@ -268,6 +268,10 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     x0 = _check_x(x0, "x0")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or any(p.dtype != x0.dtype or p.device != x0.device for p in params):
+        raise ValueError(f"model needs trainable parameters of x0's dtype {x0.dtype} on {x0.device}, got "
+                         f"{sorted({f'{p.dtype} on {p.device}' for p in params}) or 'none'} (model.to(x0))")
     schedule = _check_schedule(schedule)
     labels = _check_labels(labels, x0)
     if labels is not None and bool((labels == NULL_LABEL).any()):
@@ -281,7 +285,7 @@ def train_denoiser(model: nn.Module, x0: torch.Tensor, schedule: NoiseSchedule, 
     if generator is not None and generator.device != x0.device:
         raise ValueError(f"generator must be on x0's device {x0.device}, got {generator.device}")
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    opt = torch.optim.Adam(params, lr=lr, foreach=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
     losses = []
     model.train()

@@ -227,6 +227,8 @@ class MixtureVelocity:
             raise ValueError(f"means must have shape (k, d) with k, d >= 1, got {tuple(means.shape)}")
         self.means = _check_finite("means", means.detach()).double()
         self.std = _check_positive("std", std)
+        if not 1e-150 <= self.std <= 1e150:  # std ** 2 times the interpolant's b ** 2 must stay a float64
+            raise ValueError(f"std must lie in [1e-150, 1e150], got {std}")
         k = means.shape[0]
         if weights is None:
             w = torch.full((k,), 1.0 / k, dtype=torch.float64)
@@ -245,16 +247,17 @@ class MixtureVelocity:
 
     def __call__(self, x: torch.Tensor, t) -> torch.Tensor:
         x = _check_points("x", x, self.means.shape[1])
+        dtype, x = x.dtype, x.double()  # in float64: std ** 2 and the variances must not overflow float32
         t = _check_times(t, x)
-        m = self.means.to(device=x.device, dtype=x.dtype)
+        m = self.means.to(device=x.device)
         a, b, da, db = _coefficients(t, self.interpolant)                       # (B, 1) each
         var = a * a + b * b * self.std ** 2                                      # (B, 1), > 0
         r = x[:, None, :] - b[:, :, None] * m[None]                              # (B, k, d): x - b m_k
-        logits = self.log_weights.to(device=x.device, dtype=x.dtype) - r.square().sum(-1) / (2 * var)
+        logits = self.log_weights.to(device=x.device) - r.square().sum(-1) / (2 * var)
         resp = torch.softmax(logits, dim=1)[:, :, None]                          # (B, k, 1)
         e0 = a[:, :, None] * r / var[:, :, None]                                 # E[x0 | x_t, k]
         e1 = m[None] + (b * self.std ** 2)[:, :, None] * r / var[:, :, None]     # E[x1 | x_t, k]
-        return (resp * (da[:, :, None] * e0 + db[:, :, None] * e1)).sum(1)
+        return (resp * (da[:, :, None] * e0 + db[:, :, None] * e1)).sum(1).to(dtype)
 
 
 # ---------------------------------------------------------------- a velocity network and its training

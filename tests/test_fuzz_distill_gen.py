@@ -78,13 +78,14 @@ def _scalar_loss(out):
     assert_finite(out)
 
 
-# user functions: a bad one returns the wrong shape, NaN, not a tensor, or raises
-EPS_BADS = ("eps", _boom, Fresh(lambda: (lambda x, t, labels=None: x[:1]), "wrong shape"),
+# user functions: a bad one returns the wrong shape (twice the batch: wrong for every batch size), NaN,
+# not a tensor, or raises
+EPS_BADS = ("eps", _boom, Fresh(lambda: (lambda x, t, labels=None: torch.cat([x, x])), "wrong shape"),
             Fresh(lambda: (lambda x, t, labels=None: x * math.nan), "NaN"),
             Fresh(lambda: (lambda x, t, labels=None: "eps"), "not a tensor"))
-MAP_BADS = ("f", _boom, Fresh(lambda: (lambda z: z[:, :1]), "wrong shape"), Fresh(lambda: (lambda z: z * math.nan), "NaN"),
+MAP_BADS = ("f", _boom, Fresh(lambda: (lambda z: torch.cat([z, z])), "wrong shape"), Fresh(lambda: (lambda z: z * math.nan), "NaN"),
             Fresh(lambda: (lambda z: "x"), "not a tensor"))
-STEP_BADS = ("ddim", _boom, Fresh(lambda: (lambda x, t, s: x[:1]), "wrong shape"),
+STEP_BADS = ("ddim", _boom, Fresh(lambda: (lambda x, t, s: torch.cat([x, x])), "wrong shape"),
              Fresh(lambda: (lambda x, t, s: x * math.inf), "inf"))
 X_BADS = tensor_bads(_x, wrong_shapes=[(), (0, 2)])
 GEN = Param(_gen0, bad=("seed", 0), maybe=(None,))
