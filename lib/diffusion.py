@@ -450,7 +450,7 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, schedul
         raise ValueError(f"eta > 0 needs t_prev < t (a stochastic step only goes down), got t={t}, t_prev={t_prev}")
     a, b, std = _ddim_coeffs(schedule, t, t_prev, eta)
     out = torch.add(x_t * a, eps, alpha=b)
-    if std > 0:
+    if std > 0 or noise is not None:  # a given noise is checked even where eta = 0 leaves it unused
         out.add_(_noise(x_t, noise, generator), alpha=std)
     return out
 
