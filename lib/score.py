@@ -109,7 +109,8 @@ def _mixture(x: torch.Tensor, means, stds, weights, sigma):
     sigma = _check_real("sigma", sigma)
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0 (the noise level), got {sigma}")
-    var = s**2 + sigma**2  # convolving N(mu, s^2 I) with N(0, sigma^2 I) gives N(mu, (s^2 + sigma^2) I)
+    # convolving N(mu, s^2 I) with N(0, sigma^2 I) gives N(mu, (s^2 + sigma^2) I); a tensor: inf, not OverflowError
+    var = s**2 + s.new_tensor(sigma) ** 2
     if not bool(torch.isfinite(var).all()):
         raise ValueError(f"stds and sigma overflow {x.dtype} when squared: stds={s.tolist()}, sigma={sigma}")
     if not bool((var >= torch.finfo(x.dtype).tiny).all()):
