@@ -184,7 +184,7 @@ def sharpness(f: ScalarFn, theta: torch.Tensor, v0: torch.Tensor | None = None, 
         if v0.shape != theta.shape:
             raise ValueError(f"v0 must have the shape of theta {tuple(theta.shape)}, "
                              f"got {tuple(v0.shape)}")
-        if not v0.norm() > 0:
+        if not bool((v0 != 0).any()):  # not v0.norm() > 0: the norm of a tiny v0 underflows
             raise ValueError("v0 must be non-zero")
         v0 = v0.reshape(-1).to(dtype=theta.dtype, device=theta.device)
 

@@ -579,9 +579,10 @@ def relative_l2(pred: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
     if pred.device != exact.device:
         raise ValueError(f"pred must be on exact's device {exact.device}, got {pred.device}")
     p, e = pred.detach().double(), exact.detach().double()
-    norm = e.norm()
-    if not norm > 0:
+    scale = e.abs().max()  # both norms taken after dividing by it: tiny entries' squares underflow
+    if not scale > 0:
         raise ValueError("exact must not be all zero (the relative error is undefined)")
-    err = ((p - e).norm() / norm).to(pred.dtype)
+    norm = scale * (e / scale).norm()
+    err = (((p - e) / scale).norm() / (e / scale).norm()).to(pred.dtype)
     return _check_finite_result(err, "the relative error", f"exact (its norm {float(norm):.3g} is tiny "
                                 f"for {pred.dtype})")
