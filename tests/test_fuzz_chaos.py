@@ -42,7 +42,8 @@ def draw_theta(data, name="theta"):
         return draw_number(data, name, st.floats(2.5, 4.0), maybe=(1e6,), wrong=("1", [1.0], True))
     if kind == "tensor":
         return draw_tensor(data, shapes=[(1,), (), (2, 1)], name=name, lo=2.5, hi=4.0,
-                           non_tensors=[v for v in NON_TENSORS if v is not None])  # None means "no theta": legal
+                           non_tensors=[v for v in NON_TENSORS if v is not None and type(v) is not float])
+        # None ("no theta") and a number are legal thetas, drawn by the other kinds
     return Arg("theta", BAD)
 
 STATE_SHAPES = [(1,), (3, 1), (2,), (2, 2), (), (0, 1), (2, 0)]
