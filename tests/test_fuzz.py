@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -245,7 +246,9 @@ def _ref_dual(op, a, b, dual_exponent=False):
             if dual_exponent:
                 if ap <= 0:
                     return None
-                return ap**bp, ap**bp * (bt * math.log(ap) + bp * at / ap)
+                chain = (float(Fraction(bp) * Fraction(at) / Fraction(ap)) if math.isfinite(at)  # exact:
+                         else bp * at / ap)  # bp * at alone can underflow
+                return ap**bp, ap**bp * (bt * math.log(ap) + chain)
             if ap < 0 and not float(bp).is_integer():
                 return None
             if bp == 0:
