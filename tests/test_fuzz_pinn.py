@@ -170,7 +170,8 @@ def test_field_mlp(data):
     act = Arg(*data.draw(st.sampled_from([("tanh", OK), ("relu", OK), ("silu", OK), ("gelu", BAD), (None, BAD)])))
     xr = Arg(*data.draw(st.sampled_from([(None, OK), ((0.0, 1.0), OK), ((1.0, 0.0), BAD), ((0.0, math.nan), BAD),
                                          ((0.0,), BAD), ("ab", BAD), ((0, "1"), BAD)])))
-    period = draw_number(data, "period", st.one_of(st.none(), st.floats(0.5, 7)), bad=(0.0, -1.0))
+    period = draw_number(data, "period", st.one_of(st.none(), st.floats(0.5, 7)), bad=(0.0, -1.0),
+                         wrong=("1", [1.0], True))  # None is legal: no periodic features
     if period.value is not None and xr.value is not None and period.verdict == OK and xr.verdict == OK:
         period.verdict, xr.verdict = BAD, BAD
         period.words = xr.words = ("x_range", "period")
